@@ -1,0 +1,1 @@
+"""Shared contracts of the trainer and the diagnoser: config, tokenizer, data format, log format, GPU peaks."""
