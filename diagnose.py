@@ -119,7 +119,7 @@ def load_meta(path):
     if os.path.isfile(path) and os.path.basename(path) != "meta.json":
         raise UsageError(f"--meta {path}: pass prepare.py's meta.json or the directory holding it")
     from plateau.meta import read_meta
-    return read_meta(path if os.path.isdir(path) else os.path.dirname(path) or ".")
+    return read_meta(path if os.path.isdir(path) else os.path.dirname(path) or ".", check_bins=False)
 
 
 def load_gpu(name):

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from plateau import detectors, logfmt
 from plateau.logfmt import Eval, Iter, Run
 
-REAL = "/work/shared/real_logs"
-LOGS = sorted(n[:-4] for n in os.listdir(REAL) if n.endswith(".log")) if os.path.isdir(REAL) else []
+REAL = os.path.join(os.path.dirname(__file__), "fixtures", "real_logs")  # copied from shared/real_logs
+LOGS = sorted(n[:-4] for n in os.listdir(REAL) if n.endswith(".log"))
 SERIOUS = ("warning", "critical")
 
 
@@ -53,7 +53,6 @@ def test_real_log_matches_label(name, with_config):
 USER = "user_run_40m_fineweb_4070"
 
 
-@pytest.mark.skipif(USER not in LOGS, reason="real logs not available")
 def test_user_run_mission_facts():
     """MISSION.md's six facts, with the labelled config and --gpu 'RTX 4070'."""
     run = real(USER)
@@ -84,7 +83,6 @@ def test_user_run_mission_facts():
     assert 125 <= val("tokens_per_param") <= 135
 
 
-@pytest.mark.skipif(USER not in LOGS, reason="real logs not available")
 def test_user_run_without_config_says_what_is_unknown():
     facts, findings = detectors.diagnose(real(USER))
     for name, hint in (("num_params", "--config"), ("tokens_seen", "--config"), ("mfu_real", "--gpu"),
@@ -97,7 +95,6 @@ def test_user_run_without_config_says_what_is_unknown():
     assert throughput.severity == "info"  # never warn from A100-relative MFU with the GPU unknown
 
 
-@pytest.mark.skipif(USER not in LOGS, reason="real logs not available")
 def test_user_run_with_meta_adds_data_repetition():
     meta = {"splits": {"train": {"tokens": 1_000_000_000, "documents": 1}, "val": {"tokens": 10_000_000,
                                                                                     "documents": 1}}}

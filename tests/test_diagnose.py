@@ -21,14 +21,13 @@ from plateau import detectors, gpus
 from plateau.cli import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
-# The labelled logs live beside the checkout (../shared/real_logs); PLATEAU_REAL_LOGS points elsewhere.
-REAL = Path(os.environ.get("PLATEAU_REAL_LOGS", ROOT.parent / "shared" / "real_logs"))
-LOGS = sorted(p.stem for p in REAL.glob("*.log")) if REAL.is_dir() else []
+# Real logs posted by other people, with labels (copied from shared/real_logs).
+REAL = Path(__file__).parent / "fixtures" / "real_logs"
+LOGS = sorted(p.stem for p in REAL.glob("*.log"))
 USER = "user_run_40m_fineweb_4070"
 OVERFIT = "macmini_m4_shakespeare_char_overfit"
 NAN = "nanogpt215_v100_fp16_nan"
 PATHOLOGY = set(detectors.KINDS) - set(detectors.NOT_PATHOLOGY)
-needs_real = pytest.mark.skipif(not LOGS, reason=f"no labelled logs in {REAL}")
 
 
 def cli(*args, timeout=120):
@@ -72,7 +71,6 @@ def warn_kinds(out):
 # ---------------------------------------------------------------- the contract on real logs
 
 
-@needs_real
 @pytest.mark.parametrize("name", LOGS)
 @pytest.mark.parametrize("with_config", [False, True])
 def test_real_log_json_contract(name, with_config, tmp_path):
@@ -98,7 +96,6 @@ def test_other_trainers_logs_are_diagnosed(path):
     assert out["findings"] and out["parse"]["used"] > 0
 
 
-@needs_real
 @pytest.mark.parametrize("name", LOGS)
 def test_real_log_labels(name, tmp_path):
     lab = label(name)
@@ -114,7 +111,6 @@ def test_real_log_labels(name, tmp_path):
     assert not raised & set(lab.get("not_expected", [])), raised
 
 
-@needs_real
 def test_text_report_for_the_users_run(tmp_path):
     r = cli(REAL / f"{USER}.log", *label_args(USER, tmp_path))
     assert r.returncode == 0, r.stderr
@@ -126,7 +122,6 @@ def test_text_report_for_the_users_run(tmp_path):
     assert max(len(line) for line in text.splitlines()) <= 110
 
 
-@needs_real
 def test_main_in_process_and_no_torch_at_start(capsys):
     assert diagnose.main([str(REAL / f"{NAN}.log"), "--json"]) == 0
     assert "divergence" in warn_kinds(strict_json(capsys.readouterr().out))
@@ -136,7 +131,6 @@ def test_main_in_process_and_no_torch_at_start(capsys):
     assert r.returncode == 0, r.stderr
 
 
-@needs_real
 def test_several_runs_in_one_file(tmp_path):
     log = tmp_path / "two.log"
     log.write_text((REAL / f"{OVERFIT}.log").read_text() + (REAL / f"{USER}.log").read_text())
@@ -185,7 +179,6 @@ def bad_inputs(tmp_path):
     }
 
 
-@needs_real
 def test_unusable_input_exits_2_with_one_line(tmp_path):
     for case, (args, needle) in bad_inputs(tmp_path).items():
         r = cli(*args)
@@ -208,7 +201,6 @@ def test_unwritable_plot_dir_exits_2(tmp_path):
 # ---------------------------------------------------------------- outputs
 
 
-@needs_real
 @pytest.mark.parametrize("name", [USER, NAN])
 def test_plot_writes_a_png(name, tmp_path):
     png = tmp_path / "plot.png"
@@ -231,7 +223,6 @@ def expected_changes(findings):
     return out
 
 
-@needs_real
 @pytest.mark.parametrize("name", [USER, OVERFIT, NAN])
 def test_write_config_loads_and_explains_each_change(name, tmp_path):
     args = [REAL / f"{name}.log", *label_args(name, tmp_path)]
@@ -253,7 +244,6 @@ def test_write_config_loads_and_explains_each_change(name, tmp_path):
     assert cli(*args, "--write-config", path).returncode == 2  # exists, no --force
 
 
-@needs_real
 def test_compare_two_logs_at_equal_tokens(tmp_path):
     args = label_args(USER, tmp_path)
     better = tmp_path / "better.log"
@@ -275,7 +265,6 @@ def test_compare_two_logs_at_equal_tokens(tmp_path):
     assert "better.log is better than" in text and "0.1000 nats" in text
 
 
-@needs_real
 def test_follow_prints_new_findings_as_the_log_grows(tmp_path):
     lines = (REAL / f"{OVERFIT}.log").read_text().splitlines(keepends=True)
     log = tmp_path / "log.txt"
@@ -293,7 +282,6 @@ def test_follow_prints_new_findings_as_the_log_grows(tmp_path):
     assert not any(line.startswith("iter 1750:") and "overfitting" in line for line in out.splitlines()), out
 
 
-@needs_real
 def test_meta_gives_dataset_tokens_and_epochs(scenario_data, tmp_path):
     _, dirs = scenario_data
     for meta in (dirs["small"], os.path.join(dirs["small"], "meta.json")):
@@ -311,7 +299,6 @@ def test_help_explains_every_flag():
         assert flag in r.stdout, flag
 
 
-@needs_real
 def test_follow_stops_on_ctrl_c_with_status_0(tmp_path):
     log = tmp_path / "log.txt"
     shutil.copy(REAL / f"{USER}.log", log)

@@ -5,7 +5,6 @@ never raises on mangled input (hypothesis)."""
 import itertools
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -28,10 +27,9 @@ from plateau.logfmt import (
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "logs"
-# The labelled logs live beside the checkout (../shared/real_logs); PLATEAU_REAL_LOGS points elsewhere.
-REAL = Path(os.environ.get("PLATEAU_REAL_LOGS", ROOT.parent / "shared" / "real_logs"))
-REAL_LOGS = sorted(p.stem for p in REAL.glob("*.log")) if REAL.is_dir() else []
-needs_real = pytest.mark.skipif(not REAL_LOGS, reason=f"no labelled logs in {REAL}")
+# Real logs posted by other people, with labels (copied from shared/real_logs).
+REAL = Path(__file__).parent / "fixtures" / "real_logs"
+REAL_LOGS = sorted(p.stem for p in REAL.glob("*.log"))
 NAN, INF = float("nan"), float("inf")
 
 
@@ -109,7 +107,6 @@ def test_header_and_bookkeeping_lines_round_trip():
 # ---------------------------------------------------------------- the labelled real logs
 
 
-@needs_real
 @pytest.mark.parametrize("name", REAL_LOGS)
 def test_real_log_counts_match_its_label(name):
     counts = json.loads((REAL / f"{name}.json").read_text())["line_counts"]
@@ -122,7 +119,6 @@ def test_real_log_counts_match_its_label(name):
     assert [e.step for e in r.evals] == sorted(e.step for e in r.evals)
 
 
-@needs_real
 def test_real_nan_log_keeps_the_truncated_last_iter():
     """Issue #215's paste: '> ' quotes, timestamps, blank quote lines, and a last line cut after the loss."""
     p = parse_file(REAL / "nanogpt215_v100_fp16_nan.log")
@@ -135,7 +131,6 @@ def test_real_nan_log_keeps_the_truncated_last_iter():
     assert (r.evals[0].step, r.evals[0].train_loss, r.evals[0].val_loss) == (3000, 4.039, 4.0427)
 
 
-@needs_real
 def test_real_macmini_config_echo_is_config_and_warning_source_lines_are_not():
     r = parse_file(REAL / "macmini_m4_shakespeare_char_overfit.log").runs[0]
     assert (r.config["n_layer"], r.config["dropout"], r.config["learning_rate"]) == (6, 0.2, 1e-3)
@@ -146,7 +141,6 @@ def test_real_macmini_config_echo_is_config_and_warning_source_lines_are_not():
     assert len(r.checkpoints) == 7 and r.iters[0].mfu is None  # 'mfu -100.00%' is nanoGPT's warm-up
 
 
-@needs_real
 def test_real_user_log_whitespace_lines_are_neither_used_nor_skipped():
     p = parse_file(REAL / "user_run_40m_fineweb_4070.log")
     assert (p.used, p.skipped, p.lines) == (182, 0, 184)
@@ -331,7 +325,6 @@ def test_counter_starting_over_is_a_new_run_and_the_last_run_is_current():
     assert [r.first_line for r in p.runs] == [0, 6] and p.runs[-1].iters[0].loss == 9.0
 
 
-@needs_real
 def test_two_real_logs_in_one_file_are_two_runs():
     names = ("nanogptpr225_4090_gpt2_owt_early", "nanochatgpt_adamw_finetune_noisy")
     text = [(REAL / f"{n}.log").read_text() for n in names]
