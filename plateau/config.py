@@ -33,6 +33,7 @@ class Config:
     eval_only: bool = _f(False, "run one eval and exit")
     always_save_checkpoint: bool = _f(True, "save at every eval, not only when val improves")
     init_from: str = _f("scratch", "'scratch' or 'resume' (from out_dir/ckpt.pt)")
+    force: bool = _f(False, "let init_from='scratch' replace the checkpoint an earlier run left in out_dir")
     # logging
     wandb_log: bool = _f(False, "also log metrics to Weights & Biases")
     wandb_project: str = _f("plateau", "wandb project name")
@@ -49,6 +50,8 @@ class Config:
     vocab_size: int = _f(50304, "GPT-2's 50257 padded up to a multiple of 64 for faster matmuls")
     dropout: float = _f(0.0, "dropout probability; 0 for pretraining, try 0.1+ for finetuning")
     bias: bool = _f(False, "bias in Linear and LayerNorm layers (GPT-2 had them; without is a bit better and faster)")
+    loss_chunk_tokens: int = _f(1024, "tokens per chunk of the fused lm_head + cross-entropy, which never holds "
+                                      "the full (batch, block, vocab) logits; 0 computes them whole like nanoGPT")
     # AdamW
     learning_rate: float = _f(6e-4, "peak learning rate")
     max_iters: int = _f(600000, "total optimizer steps")
@@ -171,6 +174,8 @@ def validate(c):
             raise UsageError(f"{key} must be positive, got {getattr(c, key)}")
     if c.n_embd % c.n_head:
         raise UsageError(f"n_embd ({c.n_embd}) must be divisible by n_head ({c.n_head})")
+    if c.loss_chunk_tokens < 0:
+        raise UsageError(f"loss_chunk_tokens must be >= 0, got {c.loss_chunk_tokens}")
     if not 0.0 <= c.dropout < 1.0:
         raise UsageError(f"dropout must be in [0, 1), got {c.dropout}")
     if c.learning_rate <= 0 or c.min_lr < 0 or c.min_lr > c.learning_rate:
