@@ -10,7 +10,8 @@ never held, torch.compile on CUDA. Both start from the same weights and draw the
 each is warmed up (compile included), then timed over --repeats windows of --steps optimizer
 steps (CUDA synchronised), and the median window is reported. On CUDA it also measures the
 peak memory (torch.cuda.max_memory_allocated) of config/fineweb_4070.py's step (fp16, compile)
-at batch_size 8 and 16. Last line: train_vs_eager=RATIO (our tokens/s over the eager loop's).
+at batch_size 8 and 16; on CPU it estimates that memory from the tensors autograd saves.
+Last line: train_vs_eager=RATIO (our tokens/s over the eager loop's).
 """
 
 import argparse
@@ -106,8 +107,8 @@ def compare(name, cfg, device, dtype, args):
 
 
 def memory_of_4070_config(device, data_dir, args):
-    """Peak memory of config/fineweb_4070.py's step (fp16, compile) at batch 8 and 16, one micro-step each."""
-    for batch_size in (8, 16):
+    """Peak memory of config/fineweb_4070.py's step (fp16, compile) at batch 8, 16 and 24, one micro-step each."""
+    for batch_size in (8, 16, 24):
         cfg = configurator.load([os.path.join(ROOT, "config/fineweb_4070.py"), f"--data_dir={data_dir}",
                                  f"--batch_size={batch_size}", "--gradient_accumulation_steps=2"])
         small = argparse.Namespace(warmup=2, repeats=1, steps=1)
@@ -118,6 +119,39 @@ def memory_of_4070_config(device, data_dir, args):
         except torch.OutOfMemoryError:
             print(f"fineweb_4070 micro-batch {batch_size} x 1024: out of memory on this GPU", flush=True)
             torch.cuda.empty_cache()
+
+
+def estimated_memory_gib(batch_sizes):
+    """CPU stand-in for the CUDA figure, {batch_size: GiB} for config/fineweb_4070.py's micro-batch.
+
+    Weights, grads and AdamW state (16 bytes per fp32 parameter), plus the tensors autograd saves
+    in one eager 16-bit forward, counted with saved_tensors_hooks at batch 1 and 2 and extrapolated
+    linearly in the batch (compile fuses kernels and saves less), plus the loss's live (chunk, V)
+    logits (16-bit) and their fp32 log-softmax. Allocator overhead and workspaces are not counted.
+    The forward runs on fake tensors (shapes and dtypes, no data): a real bf16 forward of 124M on
+    a CPU without bf16 units takes minutes and gives the same count.
+    """
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    cfg = configurator.load([os.path.join(ROOT, "config/fineweb_4070.py")])
+    saved = []
+    for b in (1, 2):
+        sizes = {}
+
+        def pack(t, sizes=sizes):
+            sizes[(t.untyped_storage()._cdata, t.storage_offset(), t.numel())] = t.numel() * t.element_size()
+            return t  # a tensor saved by several ops counts once
+
+        with FakeTensorMode():
+            model = GPT(GPTConfig(**{k: getattr(cfg, k) for k in GPTConfig.__dataclass_fields__}))
+            states = 16 * sum(p.numel() for p in model.parameters())
+            x = torch.randint(0, 50257, (b, cfg.block_size))
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), torch.autocast("cpu", torch.bfloat16):
+                model(x, x)
+        saved.append(sum(sizes.values()))
+    per_seq, fixed = saved[1] - saved[0], 2 * saved[0] - saved[1]
+    chunk = cfg.loss_chunk_tokens * cfg.vocab_size * (2 + 4)
+    return {b: (states + fixed + b * per_seq + chunk) / 2**30 for b in batch_sizes}
 
 
 def main(argv=None):
@@ -147,6 +181,10 @@ def main(argv=None):
                                       "--gradient_accumulation_steps=1", "--dtype=bfloat16"])
             ratio = compare("gpt2-124M 8x1024, bfloat16, compile:", gpt2, device, "bfloat16", args)
             memory_of_4070_config(device, data_dir, args)
+        else:
+            for b, gib in estimated_memory_gib((8, 12, 16, 24)).items():
+                print(f"fineweb_4070 micro-batch {b} x 1024, 16-bit, eager: ~{gib:.1f} GiB estimated "
+                      "(CPU count of saved tensors; run with --device=cuda to measure)", flush=True)
     print(f"train_vs_eager={ratio:.2f}")
     return 0
 

@@ -21,13 +21,15 @@ vocab_size = 50304  # GPT-2's 50257 padded to a multiple of 64
 bias = False
 dropout = 0.0  # one pass or a few over the data: dropout only slows pretraining down
 
-# batch: 8 sequences x 1024 tokens x 64 micro-steps = 524,288 tokens per iteration (~0.5M, GPT-3 small's batch)
-# Memory at 8 x 1024, fp16, compile: ~2 GB of weights, grads and AdamW state + ~3 GB of activations
-# (~38 x n_embd bytes per token per layer) + the chunked loss's few hundred MB. 16 x 32 probably fits
-# 12 GB too now that the full logits are never held; measure with benchmarks/train_throughput.py
-# before raising it. An OOM message names the batch_size/gradient_accumulation_steps pair to use.
-batch_size = 8
-gradient_accumulation_steps = 64
+# batch: 16 sequences x 1024 tokens x 32 micro-steps = 524,288 tokens per iteration (~0.5M, GPT-3 small's batch).
+# Memory at micro-batch 16, 16-bit: ~2 GB of fp32 weights, grads and AdamW state + ~5.4 GB of saved
+# activations + ~0.3 GB for one chunk of the loss's logits = ~7.6 GiB, under the 4070's 12 GB
+# (`python benchmarks/train_throughput.py` prints this estimate; with --device=cuda it measures it).
+# Stock nanoGPT runs out of memory here: it holds the (16, 1024, 50304) logits, ~8 GB with their
+# fp32 copy and gradient; train.py's chunked loss never does. If an OOM happens anyway (another
+# process on the card), its message names the batch_size / gradient_accumulation_steps pair to use.
+batch_size = 16
+gradient_accumulation_steps = 32
 
 # optimizer: GPT-3 paper's learning rate for 125M (6e-4), min_lr = lr/10, betas (0.9, 0.95), wd 0.1
 learning_rate = 6e-4
@@ -40,8 +42,9 @@ grad_clip = 1.0
 # length: ~20 tokens per parameter is compute-optimal: 20 x 124M = 2.5B tokens. One parquet holds
 # ~1e9 GPT-2 tokens (prepare.py prints the exact count and writes it to meta.json), so 5,000
 # iterations x 524,288 = 2.62B tokens = 21 tokens/param = ~2.6 epochs; up to ~4 epochs repeated
-# data is nearly as good as fresh (Muennighoff et al. 2023). At ~40% MFU of the 4070's 58.3 TFLOPS,
-# 855M FLOPs/token gives ~19 s per iteration: about a day in all.
+# data is nearly as good as fresh (Muennighoff et al. 2023). 855M FLOPs/token x 524,288 tokens at
+# 70% of the 4070's 58.3 TFLOPS (stock nanoGPT reaches ~82% on this card) is ~11 s per iteration:
+# ~15 hours for 5,000.
 # More parquet files: keep max_iters = 5000 (fewer epochs, slightly better loss) or, to train past
 # compute-optimal, raise max_iters and lr_decay_iters together, keeping epochs <= 4
 # (max_iters <= 4 x dataset tokens / 524,288; ~1,900 iterations per epoch per 1e9 tokens).
@@ -50,10 +53,10 @@ lr_decay_iters = 5000
 warmup_iters = 715  # GPT-3's 375M warmup tokens / 524,288
 lr_schedule = "cosine"
 
-# eval: 200 fixed batches x 8 x 1024 = 1.6M tokens per split, standard error ~0.005;
+# eval: 100 fixed batches x 16 x 1024 = 1.6M tokens per split, standard error ~0.005;
 # ~1% of the time at every 250 iterations
 eval_interval = 250
-eval_iters = 200
+eval_iters = 100
 log_interval = 10
 always_save_checkpoint = True
 

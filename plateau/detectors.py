@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from plateau import facts as F
+from plateau.config import Config
 
 KINDS = ("overfitting", "data_repetition", "capacity", "lr_too_high", "lr_too_low", "lr_schedule", "divergence",
          "loss_spikes", "no_learning", "eval_variance", "throughput", "config_mismatch", "still_improving", "healthy")
@@ -72,6 +73,9 @@ BYTES_PER_PARAM = 16
 # without the 5*a*s/h attention-score term that flash attention never stores).
 ACT_BYTES = 34
 LOGIT_BYTES = 8  # per logit: 16-bit logits plus their fp32 upcast in cross-entropy (nanoGPT computes them whole)
+# train.py's loss holds the logits of loss_chunk_tokens tokens at a time, not the micro-batch's; a log from
+# another trainer is sized for the whole micro-batch, since --write-config's file may run there.
+LOSS_CHUNK_TOKENS = Config.__dataclass_fields__["loss_chunk_tokens"].default
 MEM_USABLE = 0.85  # of GPU memory for tensors; the rest is CUDA context, allocator slack and fragmentation
 
 # ---------------------------------------------------------------- thresholds
@@ -93,6 +97,8 @@ DATA_EPOCHS_CRIT = 16.0  # Muennighoff et al. 2023: past ~16 epochs repeated tok
 # LR this far above the table's value for the size (no batch correction, which is least certain for tiny batches) is
 # too high without other evidence; with spikes, rises or nan, any LR above the batch-corrected reference is suspect
 LR_HIGH_MULT = 4.0
+# A loss 1.5x a uniform guess: per-batch noise at init is ~1% of it, so only overshooting steps get there.
+ABOVE_UNIFORM_MULT = 1.5
 LR_LOW_DIV = 4.0  # LR this far below the reference learns needlessly slowly
 LR_LOW_STRONG_DIV = 10.0  # ... and this far below, whatever the curve looks like
 RISE_MIN_REL = 0.01  # a train loss rise after warmup must be at least 1% of the loss to count as instability
@@ -107,6 +113,12 @@ DIVERGE_MARGIN = 0.9  # the loss must first fall below 90% of a uniform guess fo
 DIVERGE_NOISE = 5.0  # ... and by 5 noise standard deviations, so that a noisy flat series never qualifies
 EVAL_SE_REL = 0.005  # eval se above 0.5% of the loss hides the 1%-size differences runs are compared by
 EVAL_SNR = 1.0  # the change over one eval interval below one standard error of a difference is unresolved
+# Fixed eval batches resolve the trend but not the level: an se of 2% of the loss leaves differences of ~6%
+# (2 se of a difference) unresolved, the size of what runs are compared by (a model size step, an LR change).
+EVAL_LEVEL_REL = 0.02
+# Below one epoch no training token was seen twice: a val - train gap is distribution shift, not overfitting,
+# so an unresolved gap matters only from one epoch on.
+GAP_MATTERS_EPOCHS = 1.0
 EVAL_ITERS_MAX_MULT = 100  # never recommend more than 100x the eval work: evaluate less often instead
 MFU_WARN = 20.0  # % of the real peak: tuned nanoGPT reaches 35-60% on A100/4090; under 20% half the GPU idles
 EVAL_OVERHEAD_WARN = 0.10  # more than 10% of wall time in eval and checkpointing
@@ -184,9 +196,10 @@ def reference_lr(N, tokens_per_iter=None):
     return lr, how, size_lr
 
 
-def train_memory_gb(N, n_layer, n_embd, block_size, micro_batch, vocab):
+def train_memory_gb(N, n_layer, n_embd, block_size, micro_batch, vocab, chunked=False):
     tokens = micro_batch * block_size
-    return (BYTES_PER_PARAM * N + ACT_BYTES * tokens * n_embd * n_layer + LOGIT_BYTES * tokens * vocab) / 1e9
+    logits = min(tokens, LOSS_CHUNK_TOKENS) if chunked else tokens
+    return (BYTES_PER_PARAM * N + ACT_BYTES * tokens * n_embd * n_layer + LOGIT_BYTES * logits * vocab) / 1e9
 
 
 def model_shapes(vocab):
@@ -215,10 +228,11 @@ def bigger_model(f):
     block = v(f, "block_size") or 1024
     batch = v(f, "batch_size") or 12
     mem = v(f, "gpu_memory_gb")
+    chunked = v(f, "format") == "plateau"
     pick = None
     for L, h, d, n in model_shapes(vocab):
         if n <= n_opt and n > 1.2 * N:
-            b = _micro_batch(n, L, d, block, batch, vocab, mem)
+            b = _micro_batch(n, L, d, block, batch, vocab, mem, chunked)
             if b:
                 pick = (L, h, d, n, b)
     if pick is None:
@@ -233,16 +247,16 @@ def bigger_model(f):
     return {"n_layer": L, "n_head": h, "n_embd": d, "params": n, "micro_batch": b, "accum": accum, "iters": iters,
             "tokens": D2, "loss": loss, "loss_same_iters": loss_same_iters, "lr": round_lr(lr), "lr_how": how,
             "n_opt": n_opt, "compute": C, "D": D, "mem": mem,
-            "mem_gb": train_memory_gb(n, L, d, block, b, vocab)}
+            "mem_gb": train_memory_gb(n, L, d, block, b, vocab, chunked)}
 
 
-def _micro_batch(n, L, d, block, batch, vocab, mem):
+def _micro_batch(n, L, d, block, batch, vocab, mem, chunked):
     """Largest power-of-two micro-batch <= the run's that fits `mem` GB (the run's own when memory is unknown)."""
     if not mem:
         return batch
     b = 2 ** int(math.log2(max(batch, 1)))
     while b >= 1:
-        if train_memory_gb(n, L, d, block, b, vocab) <= MEM_USABLE * mem:
+        if train_memory_gb(n, L, d, block, b, vocab, chunked) <= MEM_USABLE * mem:
             return b
         b //= 2
     return None
@@ -265,6 +279,11 @@ def _val_rise(f, s):
     se = v(f, "eval_se")
     if se is None or se <= 0 or k == y.size - 1:
         return None
+    # train.py's evals reuse fixed batches: two evals differ by the model alone, so the noise of their
+    # difference is val's scatter about a smooth curve (model jitter), not the batch-sampling se
+    scatter = v(f, "eval_scatter")
+    if s.fmt == "plateau" and scatter and scatter < se:
+        se = scatter
     d = math.sqrt(2) * se
     after = y[k + 1:]
     rise = float(y[-1] - y[k])
@@ -473,7 +492,8 @@ def detect_overfitting(f, s):
                 rel = r["rise"] / r["best"] if r["best"] > 0 else math.inf
                 ev = [f"val bottomed at {r['best']:.4f} (step {r['best_step']:,}) and is {r['last']:.4f} at step "
                       f"{r['last_step']:,}: +{r['rise']:.4f}, {r['z']:.1f} standard errors of a difference "
-                      f"(se {r['se']:.3g}); {r['above']} of the {r['after']} evals since are above it beyond noise",
+                      f"(eval noise {r['se']:.3g}); {r['above']} of the {r['after']} evals since are above it "
+                      "beyond noise",
                       f"eval-mode train kept falling over the same evals: {tr_best[0]:.4f} -> "
                       f"{s.train[after][-1]:.4f} ({-tr_drop:+.4f})"]
                 gap = v(f, "val_train_gap")
@@ -683,12 +703,21 @@ def detect_lr_too_high(f, s):
     osc = _oscillation(f, s)
     if osc:
         signals.append(osc)
+    above = _above_uniform(f, s)
+    if above:
+        signals.append(above)
     if ref is not None:
         ev.append(f"learning_rate {lr:g} is {lr / ref:.1f}x the reference {ref:.2g} ({how})")
     ev += signals
     if ref is not None and lr > LR_HIGH_MULT * size_ref:  # far above even before the batch-size correction
-        sev, conf = "warning", 0.55 + 0.1 * len(signals)
+        # Below GPT-3's smallest model (125M, 10% slack for nanoGPT's 124M) the table is extrapolated and
+        # tiny models train well far above it: there, without a symptom in the curve, it is only a hint
+        in_table = N >= 0.9 * GPT3_LR[0][0]
+        sev, conf = ("warning", 0.55 + 0.1 * len(signals)) if signals or in_table else ("info", 0.35)
         ev[0] += f"; {lr / size_ref:.1f}x the table's {size_ref:.2g} for this size at GPT-3's batch"
+        if not signals:
+            ev.append("no spikes, rises or oscillation in this log: if the curve is the goal, a short sweep "
+                      "(x0.5, x0.25) settles it")
     elif signals and ref is not None and lr > ref:
         sev, conf = "warning", 0.5 + 0.1 * len(signals)
     elif (rising or osc) and ref is None:
@@ -699,7 +728,9 @@ def detect_lr_too_high(f, s):
         ev.append("the LR is at or below the reference: look at precision (float16) and data for these symptoms")
     else:
         return None
-    target = min(lr / 2, ref if signals else size_ref) if ref is not None else (lr / 2 if lr else None)
+    # the table's LR for the size, not the batch-corrected reference: the square-root rule is a rough guide,
+    # and at the small batches of small runs it points 10-50x below what trains best
+    target = min(lr / 2, size_ref) if ref is not None else (lr / 2 if lr else None)
     changes = {"learning_rate": round_lr(target), "min_lr": round_lr(target / 10)} if target else {}
     if changes and v(f, "max_iters") and (v(f, "warmup_iters") or 0) < 0.02 * v(f, "max_iters"):
         changes["warmup_iters"] = int(0.02 * v(f, "max_iters"))
@@ -739,6 +770,22 @@ def _train_rising(f, s):
         return None
     return (f"{what} rose from its low {y[k]:.4f} at iter {int(x[k]):,}: Theil-Sen {ts[0] * 1000:+.3g}/1k iters "
             f"(95% CI {ts[2] * 1000:+.3g} to {ts[3] * 1000:+.3g}), p = {mk[1]:.2g}")
+
+
+def _above_uniform(f, s):
+    """The loss far above a uniform guess (ln(vocab), else the first loss) after the first iteration: the updates
+    themselves made the model worse than knowing nothing, which no data noise does."""
+    ref = v(f, "ln_vocab") or v(f, "initial_loss")
+    it, loss = _finite_iters(s)
+    m = it > 0
+    if not ref or not m.any():
+        return None
+    k = int(np.argmax(np.where(m, loss, -np.inf)))
+    if loss[k] <= ABOVE_UNIFORM_MULT * ref:
+        return None
+    return (f"iter loss reached {loss[k]:.4g} at iter {int(it[k]):,}, {loss[k] / ref:.1f}x "
+            f"{'ln(vocab), a uniform guess' if v(f, 'ln_vocab') else 'the first loss'} ({ref:.3g}): the steps "
+            "overshoot")
 
 
 def _oscillation(f, s):
@@ -880,53 +927,89 @@ def detect_loss_spikes(f, s):
 
 
 def detect_eval_variance(f, s):
+    """Evals too noisy to act on.
+
+    Random eval batches (stock nanoGPT): the standard error of a difference between two evals hides the
+    change the trend makes over one interval (swamped).
+    Fixed eval batches (train.py): successive evals are paired, free of batch-sampling noise, so the
+    trend shows (what scatter remains is the model's own jitter, which more eval batches do not remove:
+    lr_too_high and loss_spikes judge it). Yet each eval is still only +-se from the split's true loss:
+    too coarse to compare runs by (level), or to see a val - train gap once data repeats (gap).
+    """
     se, L = v(f, "eval_se"), v(f, "last_val_loss")
     m = np.isfinite(s.val)
     if not se or se <= 0 or not L or L < 1e-6 or m.sum() < 4:
         return None
-    interval = v(f, "eval_interval") or float(np.median(np.diff(s.step[m])))
     tr = f.get("val_trend") or {}
-    slope = (tr.get("value") or 0) / 1000 if tr.get("series") == "val" else 0.0
-    change = abs(slope * interval)
-    snr = change / (math.sqrt(2) * se)
-    if se < EVAL_SE_REL * L or snr >= EVAL_SNR:
-        return None
-    src = f["eval_se"].get("source")
-    ev = [f"val standard error {se:.3g} is {se / L:.1%} of the loss {L:.4f} ({src}; {f['eval_se'].get('note', '')})",
-          f"val changes by {change:.3g} per eval interval of {int(interval)} iters at the recent trend: "
-          f"{snr:.2f} standard errors of a difference, so one eval cannot tell better from worse"]
-    d = np.diff(s.val[m])
-    ev.append(f"eval-to-eval changes: median |diff| {np.median(np.abs(d)):.3g}, largest {np.max(np.abs(d)):.3g}")
+    interval = v(f, "eval_interval") or float(np.median(np.diff(s.step[m])))
+    change = abs(tr["value"] / 1000 * interval) if tr.get("series") == "val" and tr.get("value") is not None else None
+    paired = s.fmt == "plateau"
     gap = f.get("val_train_gap") or {}
-    if gap.get("value") is not None and gap.get("z") is not None:
-        ev.append(f"val - train gap {gap['value']:+.4f} = {gap['z']:+.1f} se" + (" (within noise)" if abs(gap["z"]) < 2
-                                                                                  else ""))
+    gap_z, epochs = gap.get("z"), v(f, "epochs")
+    if paired:
+        swamped = False
+        k = np.flatnonzero(m & np.isfinite(s.val_se))
+        if k.size:  # the level in question is the latest eval's; early ones, at a higher loss, had larger se
+            se, L = float(s.val_se[k[-1]]), float(s.val[k[-1]])
+        level = se >= EVAL_LEVEL_REL * L
+        hidden_gap = (se >= EVAL_SE_REL * L and gap_z is not None and abs(gap_z) < 2 and epochs is not None
+                      and epochs >= GAP_MATTERS_EPOCHS)
+        if not (level or hidden_gap):
+            return None
+    else:
+        if change is None:
+            return None  # without a trend there is no change between evals to compare the noise with
+        swamped = se >= EVAL_SE_REL * L and change / (math.sqrt(2) * se) < EVAL_SNR
+        if not swamped:
+            return None
+    src = (f"the last eval, step {int(s.step[k[-1]]):,}" if paired and k.size else
+           f"{f['eval_se'].get('source')}; {f['eval_se'].get('note', '')}")
+    ev = [f"val standard error {se:.3g} is {se / L:.1%} of the loss {L:.4f} ({src})"]
+    if paired:
+        ev.append("train.py's evals reuse fixed batches, so successive evals are paired: the trend"
+                  + (f" ({change:.3g} per {int(interval)} iters)" if change is not None else "")
+                  + f" shows, the level only to +-{se:.3g}; two runs' evals differ by noise up to "
+                  f"{2 * math.sqrt(2) * se:.3g} (2 se of a difference)")
+    else:
+        ev.append(f"val changes by {change:.3g} per eval interval of {int(interval)} iters at the recent trend: "
+                  f"{change / (math.sqrt(2) * se):.2f} standard errors of a difference, so one eval cannot tell "
+                  "better from worse")
+        d = np.diff(s.val[m])
+        ev.append(f"eval-to-eval changes: median |diff| {np.median(np.abs(d)):.3g}, largest {np.max(np.abs(d)):.3g}")
+    if gap_z is not None:
+        ev.append(f"val - train gap {gap['value']:+.4f} = {gap_z:+.1f} se" + (
+            " (within noise: an overfitting gap this size would not show)" if abs(gap_z) < 2 else ""))
     ts_, vs_ = v(f, "eval_scatter_train"), v(f, "eval_scatter")
     if ts_ and vs_ and vs_ > 2 * ts_:
         ev.append(f"val scatters {vs_ / ts_:.1f}x more than train ({vs_:.3g} vs {ts_:.3g}) at the same eval_iters: "
                   "the val split is small or unlike train (check the split and shuffling)")
-    n, noise = v(f, "eval_iters"), v(f, "iter_loss_noise")
-    target = max(EVAL_SE_REL * L / 2, change / (2 * math.sqrt(2)))
-    if not target > 0:
-        return None
-    changes, fix = {}, ""
+    target = max(EVAL_SE_REL * L / 2, change / (2 * math.sqrt(2)) if swamped else 0)
+    n, iter_noise = v(f, "eval_iters"), v(f, "iter_loss_noise")
+    changes = {}
     if n:
         changes["eval_iters"] = int(math.ceil(min(n * min(se / target, 1e6) ** 2, EVAL_ITERS_MAX_MULT * n)))
         fix = f"Raise eval_iters from {int(n)} to {changes['eval_iters']:,} (se {se:.3g} -> ~{target:.3g})"
-    elif noise:
-        fix = (f"Raise eval_iters so that se ~ {target:.3g}: about {math.ceil(min(noise / target, 1e3) ** 2):,} "
+    elif iter_noise:
+        fix = (f"Raise eval_iters so that se ~ {target:.3g}: about {math.ceil(min(iter_noise / target, 1e3) ** 2):,} "
                "batches")
     else:
         fix = f"Raise eval_iters until the val standard error is ~{target:.3g}"
-    if change and change < 2 * math.sqrt(2) * target:
+    if swamped and change and change < 2 * math.sqrt(2) * target:
         k = int(math.ceil(2 * math.sqrt(2) * se / max(change, 1e-12)))
         if k <= 20:
             fix += f"; or compare evals {k} intervals apart ({k * int(interval):,} iters)"
-    fix += "; use fixed eval batches so evals differ only by the model"
+    if not paired:
+        fix += "; use fixed eval batches so evals differ only by the model (train.py does)"
+    if swamped:
+        title = f"Eval noise: val se {se:.3g} ({se / L:.1%}) swamps the change between evals"
+        expect = f"val se ~{target:.3g}: a change of {2 * math.sqrt(2) * target:.3g} between evals becomes visible"
+    else:
+        title = f"Eval noise: each eval is +-{se:.3g} ({se / L:.1%}) from the split's loss" + (
+            "" if level else f"; the val - train gap ({gap_z:+.1f} se) is unresolved")
+        expect = (f"val se ~{target:.3g}: runs and a val - train gap that differ by {2 * math.sqrt(2) * target:.3g} "
+                  "become distinguishable")
     return Finding("eval_variance", "warning", min(0.85, 0.5 + 0.1 * (se / (EVAL_SE_REL * L))),
-                   f"Eval noise: val se {se:.3g} ({se / L:.1%}) swamps the change between evals", ev, fix, changes,
-                   f"val se ~{target:.3g}: a change of {2 * math.sqrt(2) * target:.3g} between evals becomes visible",
-                   None)
+                   title, ev, fix, changes, expect, None)
 
 
 def detect_throughput(f, s):
@@ -975,10 +1058,13 @@ def detect_throughput(f, s):
     if not ev:
         return None
     if not warn:
-        return Finding("throughput", "info", 0.6, "Throughput: " + (f"{mfu_real:.0f}% of {gpu}'s peak, not compute-"
-                       "starved" if mfu_real is not None else "MFU against the real GPU unknown (pass --gpu)"),
-                       ev, "Nothing to change" if mfu_real is not None else "Pass --gpu to compare with the real peak",
-                       {}, "", None)
+        if mfu_real is not None:
+            title, fix = f"{mfu_real:.0f}% of {gpu}'s peak, not compute-starved", "Nothing to change"
+        elif gpu in ("cpu", "mps"):  # train.py's header names the device; there is no GPU peak to compare with
+            title, fix = f"trained on {gpu}: no GPU peak to measure MFU against", "Nothing to change"
+        else:
+            title, fix = "MFU against the real GPU unknown (pass --gpu)", "Pass --gpu to compare with the real peak"
+        return Finding("throughput", "info", 0.6, "Throughput: " + title, ev, fix, {}, "", None)
     expect = "more tokens per second at the same loss per token"
     if "eval overhead" in warn and changes:
         expect = f"eval + checkpoint share {frac:.1%} -> ~{frac / k:.1%}: {frac - frac / k:.0%} more training time"

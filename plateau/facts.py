@@ -670,7 +670,8 @@ def _loss_facts(f, s, cfg, tpi):
     # eval standard error: logged; else from the iter-loss noise and eval_iters (sampling), checked against the
     # evals' own scatter about a smooth curve. Scatter well above the sampling error in val alone is eval noise
     # (a small or unrepresentative val split) and counts; in train and val together it is the model moving.
-    logged = finite(s.val_se)
+    # the se of the evals the diagnosis is about: early ones, at a loss several times higher, have larger se
+    logged = finite(s.val_se[s.step >= start]) if np.isfinite(s.val_se[s.step >= start]).any() else finite(s.val_se)
     t_late = s.train[np.isfinite(s.train) & (s.step >= start)]
     v_late = s.val[v_ok & (s.step >= start)]
     scatter = scatter_noise(v_late if v_late.size >= 6 else s.val[v_ok][1:])
@@ -682,7 +683,8 @@ def _loss_facts(f, s, cfg, tpi):
         if scatter_t is not None else unknown("nats", "needs 6+ evals with a train loss")
     sampling = sigma_micro / math.sqrt(n_eval) if sigma_micro is not None and n_eval else None
     if logged.size:
-        f["eval_se"] = fact(float(np.median(logged)), "nats", hsrc_of(s), "logged val se (median)")
+        f["eval_se"] = fact(float(np.median(logged)), "nats", hsrc_of(s), f"logged val se (median of {logged.size} "
+                            "late evals)")
     elif sampling is not None:
         how = (f"estimate: iter-loss noise {sigma_micro:.3g} per micro-batch / sqrt(eval_iters {n_eval}) = "
                f"{sampling:.3g}")

@@ -227,6 +227,40 @@ def test_noisy_evals_with_one_eval_iter_is_eval_variance():
     assert ev.severity == "warning" and ev.changes["eval_iters"] > 10
 
 
+def paired(run, se):
+    """train.py's log of `run`: fixed eval batches (smooth evals) that each sit +-se from the split's loss."""
+    run.format = "plateau"
+    for e in run.evals:
+        e.train_se = e.val_se = se
+    return run
+
+
+def test_paired_evals_with_a_large_se_are_eval_variance():
+    """Smooth fixed-batch evals are not 'noise swamping the change', but a 7% se still makes the level too
+    coarse to compare runs by."""
+    run = paired(synth(power(E=3.0, tau=50), 4000, eval_noise=0.001, log_interval=50), se=0.2)
+    _, findings = run_kinds(run, dict(SMALL, eval_iters=2, max_iters=4000, lr_decay_iters=4000))
+    ev = next(f for f in findings if f.kind == "eval_variance")
+    assert ev.severity == "warning" and "swamps" not in ev.title and ev.changes["eval_iters"] > 2
+    assert any("fixed batches" in e for e in ev.evidence)
+
+
+@pytest.mark.parametrize("data_tokens, raised", [(20_000_000, True), (2_000_000_000, False)])
+def test_paired_evals_hide_the_gap_only_once_data_repeats(data_tokens, raised):
+    """se 1% of the loss: the val - train gap (0) is unresolved; that matters at ~10 epochs, not at 0.1."""
+    meta = {"splits": {"train": {"tokens": data_tokens, "documents": 1}, "val": {"tokens": 10**6, "documents": 1}}}
+    run = paired(synth(power(E=3.0, tau=50), 4000, eval_noise=0.001, log_interval=50), se=0.03)
+    _, findings = run_kinds(run, dict(SMALL, eval_iters=2, max_iters=4000, lr_decay_iters=4000), meta=meta)
+    ev = [f for f in findings if f.kind == "eval_variance"]
+    assert bool(ev) == raised and (not ev or "unresolved" in ev[0].title)
+
+
+def test_paired_evals_with_a_small_se_are_not_eval_variance():
+    run = paired(synth(power(E=3.0, tau=50), 4000, eval_noise=0.001, log_interval=50), se=0.005)
+    _, findings = run_kinds(run, dict(SMALL, max_iters=4000, lr_decay_iters=4000))
+    assert "eval_variance" not in kinds(findings, serious=False)
+
+
 def test_constant_lr_plateau_is_lr_schedule():
     curve = power(E=3.2, tau=20, alpha=0.9)
     cfg = dict(SMALL, decay_lr=False, max_iters=8000, lr_decay_iters=8000)
@@ -257,6 +291,23 @@ def test_lr_far_above_the_gpt3_table_is_lr_too_high():
     _, findings = run_kinds(synth(power(), 2000), cfg)
     hi = next(f for f in findings if f.kind == "lr_too_high")
     assert hi.severity == "warning" and hi.changes["learning_rate"] <= 6e-4
+
+
+def test_tiny_model_far_above_the_extrapolated_table_with_a_clean_curve_is_only_a_hint():
+    cfg = dict(SMALL, n_layer=1, n_head=1, n_embd=64, learning_rate=1e-2, min_lr=1e-3)
+    _, findings = run_kinds(synth(power(), 2000), cfg)
+    hi = next(f for f in findings if f.kind == "lr_too_high")
+    assert hi.severity == "info" and any("sweep" in e for e in hi.evidence)
+
+
+def test_loss_far_above_a_uniform_guess_is_lr_too_high_for_any_size():
+    """A tiny model whose loss climbs from ln(vocab) to 10x it and comes back: the steps overshoot."""
+    blowup = lambda t: 6.2 + (50.0 if 20 <= t <= 100 else 0.0) + 3.0 * (1 - math.exp(-t / 400)) * -1  # noqa: E731
+    cfg = dict(SMALL, n_layer=2, n_head=2, n_embd=64, vocab_size=512, learning_rate=3.0, min_lr=0.3, warmup_iters=30)
+    _, findings = run_kinds(synth(blowup, 1000, eval_interval=100, log_interval=5), cfg)
+    hi = next(f for f in findings if f.kind == "lr_too_high")
+    assert hi.severity == "warning" and any("uniform guess" in e for e in hi.evidence)
+    assert 1e-4 < hi.changes["learning_rate"] <= 2e-3  # the table's LR for the size, not 30x below it
 
 
 def test_oscillating_loss_is_lr_too_high():
