@@ -917,6 +917,8 @@ def _time_facts(f, s, cfg, info, gpu, N, tpi, run):
         "TFLOPS", "a log with mfu, or --config and iteration times")
     if achieved and peak:
         f["mfu_real"] = fact(100 * achieved / peak, "%", "estimate", f"{achieved:.3g} of {g.name}'s {peak:g} TFLOPS")
+    elif gname in ("cpu", "mps"):  # train.py's header names the device: no GPU peak applies
+        f["mfu_real"] = unknown("%", f"trained on {gname}, which has no GPU peak")
     else:
         f["mfu_real"] = unknown("%", "pass --gpu, e.g. --gpu 'RTX 4070'" + (
             "; the logged mfu is relative to an A100's 312 TFLOPS, not this GPU" if ref == "a100" and steady else ""))
