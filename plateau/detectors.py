@@ -295,6 +295,12 @@ def _val_rise(f, s):
             "above": int(np.sum(after > y[k] + d))}
 
 
+def _overfit_rise(f, s):
+    """_val_rise's result when val rose beyond noise and stayed up (the overfitting signal), else None."""
+    r = _val_rise(f, s)
+    return r if r and r["z"] > OVERFIT_SE_MULT and r["persistent"] else None
+
+
 def _rose_back(f, s):
     """(iter, low, value, ref, what, last iter, last value) where a loss series that had fallen well below its
     reference (ln(vocab), else its own first value) comes back above it; None if it never does."""
@@ -372,8 +378,7 @@ def _flat(f):
 
 def detect_divergence(f, s):
     bad, bad_val = ~np.isfinite(s.loss), s.eval_bad
-    ref = v(f, "ln_vocab") or v(f, "initial_loss")
-    ev, fix, changes = [], "", {}
+    ev, changes = [], {}
     lr, dtype = v(f, "learning_rate"), sv(f, "dtype")
     region = None
     if bad.any() or bad_val.any():
@@ -480,10 +485,10 @@ def detect_no_learning(f, s):
 
 
 def detect_overfitting(f, s):
-    r = _val_rise(f, s)
+    r = _overfit_rise(f, s)
     tm = np.isfinite(s.train)
     ev, region = [], None
-    if r and r["z"] > OVERFIT_SE_MULT and r["persistent"]:
+    if r:
         after = tm & (s.step >= r["best_step"])
         tr_best = s.train[tm & (s.step == r["best_step"])]
         if after.sum() >= 2 and tr_best.size:
@@ -597,8 +602,7 @@ def detect_capacity(f, s):
     L = v(f, "last_val_loss") or v(f, "last_train_loss")
     if E is None or g2 is None or not L:
         return None
-    r = _val_rise(f, s)
-    if r and r["z"] > OVERFIT_SE_MULT and r["persistent"]:
+    if _overfit_rise(f, s):
         return None  # val rising: overfitting, not a model too small for its data
     tr = f.get("val_trend") or {}
     if tr.get("value") is not None and tr["value"] > 0 and tr.get("p", 1) < TREND_P:
@@ -793,8 +797,7 @@ def _oscillation(f, s):
     m = np.isfinite(s.val)
     if se is None or m.sum() < 6:
         return None
-    r = _val_rise(f, s)
-    if r and r["persistent"] and r["z"] > OVERFIT_SE_MULT:
+    if _overfit_rise(f, s):
         return None
     x, y = s.step[m][1:], s.val[m][1:]
     d = np.diff(y)
@@ -951,6 +954,8 @@ def detect_eval_variance(f, s):
         k = np.flatnonzero(m & np.isfinite(s.val_se))
         if k.size:  # the level in question is the latest eval's; early ones, at a higher loss, had larger se
             se, L = float(s.val_se[k[-1]]), float(s.val[k[-1]])
+            if se <= 0 or L < 1e-6:
+                return None
         level = se >= EVAL_LEVEL_REL * L
         hidden_gap = (se >= EVAL_SE_REL * L and gap_z is not None and abs(gap_z) < 2 and epochs is not None
                       and epochs >= GAP_MATTERS_EPOCHS)
