@@ -27,6 +27,7 @@ import plateau.cli
 from plateau import config as pconfig
 from plateau import detectors, gpus, logfmt
 from plateau.cli import UsageError, atomic_path, write_text_atomic
+from plateau.meta import read_meta
 
 WIDTH = 100  # report columns
 RANK = {"critical": 0, "warning": 1, "info": 2}
@@ -100,14 +101,18 @@ def load_config(path):
         return None
     if not os.path.isfile(path):
         raise UsageError(f"--config {path}: no such file")
-    values = pconfig.read_file(path)
-    if "dataset" in values and "data_dir" not in values:
-        values["data_dir"] = os.path.join("data", str(values["dataset"]))
+    values = with_data_dir(pconfig.read_file(path))
     for key in list(values):
-        if key in pconfig.FIELDS:
+        # ours are type-checked; a near miss (a typo, another trainer's name) is an error, not ignored
+        if key in pconfig.FIELDS or (key != "dataset" and pconfig.suggest(key)):
             values[key] = pconfig.coerce(key, values[key], f" in {path}")
-        elif key != "dataset" and pconfig.suggest(key):  # a typo or another trainer's name: say so, don't ignore
-            raise UsageError(f"unknown key '{key}' in {path} (did you mean {pconfig.suggest(key)}?)")
+    return values
+
+
+def with_data_dir(values):
+    """nanoGPT's `dataset = name` reads data/name: give it as data_dir unless one is set."""
+    if "dataset" in values and "data_dir" not in values:
+        values = {**values, "data_dir": os.path.join("data", str(values["dataset"]))}
     return values
 
 
@@ -118,14 +123,16 @@ def load_meta(path):
         raise UsageError(f"--meta {path}: no such file or directory")
     if os.path.isfile(path) and os.path.basename(path) != "meta.json":
         raise UsageError(f"--meta {path}: pass prepare.py's meta.json or the directory holding it")
-    from plateau.meta import read_meta
     return read_meta(path if os.path.isdir(path) else os.path.dirname(path) or ".", check_bins=False)
 
 
 def load_gpu(name):
-    if name is not None and gpus.lookup(name) is None:
+    if name is None:
+        return None
+    g = gpus.lookup(name)
+    if g is None:
         raise UsageError(f"unknown GPU '{name}' (known: {', '.join(gpus.names()[::3])}, ...; see plateau/gpus.py)")
-    return name and gpus.lookup(name).name
+    return g.name
 
 
 def analyse(path, index, config, meta, gpu, required=True):
@@ -391,9 +398,7 @@ def base_config(run, config_values):
     """(values, source per key): header config > --config > the log's config echo > Config defaults."""
     fields = pconfig.FIELDS
     header = len(set(run.config) & set(fields)) >= 0.8 * len(fields)  # our train.py's full `config` line
-    logged = dict(run.config)
-    if "dataset" in logged and "data_dir" not in logged:
-        logged["data_dir"] = os.path.join("data", str(logged["dataset"]))
+    logged = with_data_dir(run.config)
     values = {k: f.default for k, f in fields.items()}
     source = dict.fromkeys(fields, "default")
     for name, layer in (("the log's config echo", {} if header else logged), ("--config", config_values or {}),
@@ -457,7 +462,7 @@ def next_config(res, config_values, target, command):
 # ---------------------------------------------------------------- main
 
 
-def follow(args, config, meta, gpu):
+def follow(args, config, meta, gpu, fmt):
     """Re-diagnose whenever the log grows; print each (kind, severity) the first time it appears."""
     path, seen, size, quiet_since = args.logs[0], set(), -1, time.monotonic()
     try:
@@ -472,7 +477,7 @@ def follow(args, config, meta, gpu):
                         emit(dumps({"iter": res["last"], **f.to_json()}) if args.json else
                              f"iter {res['last']}: [{f.severity} {f.confidence:.0%}] {f.kind}: {f.title}")
                 if res and args.plot:
-                    plot(res, args.plot, plot_format(args.plot))
+                    plot(res, args.plot, fmt)
             elif args.follow_timeout and time.monotonic() - quiet_since >= args.follow_timeout:
                 return 0
             time.sleep(args.interval)
@@ -498,7 +503,7 @@ def main(argv=None):
     fmt = plot_format(args.plot) if args.plot else None
     config, meta, gpu = load_config(args.config), load_meta(args.meta), load_gpu(args.gpu)
     if args.follow:
-        return follow(args, config, meta, gpu)
+        return follow(args, config, meta, gpu, fmt)
     results = [analyse(p, args.run, config, meta, gpu) for p in args.logs]
     res = results[-1]  # the last log is the primary one: its facts and findings head the JSON
     if len(results) == 1:

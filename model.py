@@ -88,6 +88,25 @@ class GPTConfig:
     loss_chunk_tokens: int = 1024  # see LinearCrossEntropy; 0 computes the full logits like nanoGPT
 
 
+def torch_device(name, shown=None):
+    """torch.device(name); a one-line UsageError if it is not a device or torch cannot use it here.
+    `shown`: the name the user gave, when `name` was derived from it (train.py's cuda -> cuda:LOCAL_RANK)."""
+    shown = shown or name
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"device '{shown}' is not a torch device (try cpu, cuda, cuda:1, mps)") from None
+    available = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}.get(device.type)
+    if available and not available():
+        raise UsageError(f"device '{shown}' is not available to torch {torch.__version__}: use --device=cpu")
+    return device
+
+
+def model_args(cfg):
+    """The GPTConfig fields of a run's config (plateau.config.Config names them alike)."""
+    return {k: getattr(cfg, k) for k in GPTConfig.__dataclass_fields__}
+
+
 class LinearCrossEntropy(torch.autograd.Function):
     """Mean cross-entropy of (x @ weight.T) against targets, chunk by chunk, ignoring target -1.
 

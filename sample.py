@@ -17,7 +17,7 @@ import sys
 import torch
 
 import plateau.cli
-from model import load_checkpoint, model_from_checkpoint
+from model import load_checkpoint, model_from_checkpoint, torch_device
 from plateau.cli import UsageError
 from plateau.tokenizer import EOT, get_encoding
 
@@ -53,9 +53,7 @@ def main(argv=None):
                 start = f.read()
         except OSError as e:
             raise UsageError(f"cannot read prompt file {start[5:]}: {e.strerror}") from None
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda but CUDA is not available; use --device=cpu")
+    device = torch_device(args.device)
     path = os.path.join(args.out_dir, "ckpt.pt")
     ckpt = load_checkpoint(path)
     model = model_from_checkpoint(ckpt, path, dropout=0.0)

@@ -26,7 +26,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 import plateau.cli
-from model import GPT, GPTConfig, load_checkpoint, model_from_checkpoint, save_checkpoint
+from model import GPT, GPTConfig, load_checkpoint, model_args, model_from_checkpoint, save_checkpoint, torch_device
 from plateau import config as configurator
 from plateau import gpus, logfmt
 from plateau.cli import UsageError, check_writable_dir
@@ -203,13 +203,7 @@ def restore(ckpt, path, optimizer, scaler, batches, device, rank, world, say):
 
 def setup_device(cfg, local_rank, say):
     """(torch.device, dtype actually used); impossible requests are UsageErrors, fallbacks are said once."""
-    try:
-        device = torch.device(f"cuda:{local_rank}" if cfg.device == "cuda" else cfg.device)
-    except RuntimeError:
-        raise UsageError(f"device '{cfg.device}' is not a torch device (try cpu, cuda, cuda:1, mps)") from None
-    available = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}.get(device.type)
-    if available and not available():
-        raise UsageError(f"device '{cfg.device}' is not available to torch {torch.__version__}: use --device=cpu")
+    device = torch_device(f"cuda:{local_rank}" if cfg.device == "cuda" else cfg.device, cfg.device)
     dtype = cfg.dtype
     if dtype == "auto":
         dtype = ("bfloat16" if torch.cuda.is_bf16_supported() else "float16") if device.type == "cuda" else "float32"
@@ -301,14 +295,14 @@ def train(cfg, rank, local_rank, world):
     ctx = (contextlib.nullcontext() if dtype == "float32"
            else torch.autocast(device.type, dtype=getattr(torch, dtype)))
     batches = Batches(cfg, meta, device, rank)
-    model_args = {k: getattr(cfg, k) for k in GPTConfig.__dataclass_fields__}
+    args = model_args(cfg)
     iter_num, best_val_loss, ckpt = 0, math.inf, None
     if cfg.init_from == "resume":
         ckpt = load_checkpoint(ckpt_path, resume=True)
-        raw_model = model_from_checkpoint(ckpt, ckpt_path, expect=model_args)
+        raw_model = model_from_checkpoint(ckpt, ckpt_path, expect=args)
         iter_num, best_val_loss = int(ckpt["iter_num"]), float(ckpt["best_val_loss"])
     else:
-        raw_model = GPT(GPTConfig(**model_args))
+        raw_model = GPT(GPTConfig(**args))
     raw_model.to(device)  # weights go to the GPU once, from CPU (nanoGPT #158)
     optimizer = raw_model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2),
                                                device.type)

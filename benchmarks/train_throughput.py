@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import train  # noqa: E402
-from model import GPT, GPTConfig  # noqa: E402
+from model import GPT, GPTConfig, model_args  # noqa: E402
 from plateau import config as configurator  # noqa: E402
 from plateau import gpus  # noqa: E402
 from plateau.meta import read_meta  # noqa: E402
@@ -53,8 +53,7 @@ def eager_step(model, optimizer, scaler, batches, grad_accum, ctx, grad_clip):
 
 def build(cfg, device, chunk, compile_):
     torch.manual_seed(cfg.seed)
-    args = {k: getattr(cfg, k) for k in GPTConfig.__dataclass_fields__}
-    raw = GPT(GPTConfig(**{**args, "loss_chunk_tokens": chunk})).to(device)
+    raw = GPT(GPTConfig(**{**model_args(cfg), "loss_chunk_tokens": chunk})).to(device)
     optimizer = raw.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2), device.type)
     return raw, (torch.compile(raw) if compile_ else raw), optimizer
 
@@ -135,20 +134,20 @@ def estimated_memory_gib(batch_sizes):
 
     cfg = configurator.load([os.path.join(ROOT, "config/fineweb_4070.py")])
     saved = []
-    for b in (1, 2):
-        sizes = {}
+    with FakeTensorMode():
+        model = GPT(GPTConfig(**model_args(cfg)))
+        states = 16 * sum(p.numel() for p in model.parameters())
+        for b in (1, 2):
+            sizes = {}
 
-        def pack(t, sizes=sizes):
-            sizes[(t.untyped_storage()._cdata, t.storage_offset(), t.numel())] = t.numel() * t.element_size()
-            return t  # a tensor saved by several ops counts once
+            def pack(t, sizes=sizes):
+                sizes[(t.untyped_storage()._cdata, t.storage_offset(), t.numel())] = t.numel() * t.element_size()
+                return t  # a tensor saved by several ops counts once
 
-        with FakeTensorMode():
-            model = GPT(GPTConfig(**{k: getattr(cfg, k) for k in GPTConfig.__dataclass_fields__}))
-            states = 16 * sum(p.numel() for p in model.parameters())
             x = torch.randint(0, 50257, (b, cfg.block_size))
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), torch.autocast("cpu", torch.bfloat16):
                 model(x, x)
-        saved.append(sum(sizes.values()))
+            saved.append(sum(sizes.values()))
     per_seq, fixed = saved[1] - saved[0], 2 * saved[0] - saved[1]
     chunk = cfg.loss_chunk_tokens * cfg.vocab_size * (2 + 4)
     return {b: (states + fixed + b * per_seq + chunk) / 2**30 for b in batch_sizes}

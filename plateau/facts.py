@@ -188,7 +188,6 @@ class Series:
     mfu: np.ndarray  # percent, as logged
     lr: np.ndarray
     gnorm: np.ndarray
-    scale: np.ndarray
     eval_bad: np.ndarray  # bool per eval: a loss logged as nan/inf (a missing loss is nan but not bad)
 
 
@@ -227,7 +226,7 @@ def series(run):
         step=_arr(ev, "step"), train=_arr(ev, "train_loss", np.inf), val=_arr(ev, "val_loss", np.inf),
         train_se=_arr(ev, "train_se"), val_se=_arr(ev, "val_se"), eval_ms=_arr(ev, "time_ms"),
         it=_arr(it, "iter"), loss=_arr(it, "loss", np.inf), time_ms=_arr(it, "time_ms"), mfu=_arr(it, "mfu"),
-        lr=_arr(it, "lr"), gnorm=_arr(it, "gnorm"), scale=_arr(it, "scale"),
+        lr=_arr(it, "lr"), gnorm=_arr(it, "gnorm"),
         eval_bad=np.array([any(isinstance(x, float) and not abs(x) <= MAX_ABS for x in (e.train_loss, e.val_loss))
                            for e in ev], dtype=bool))
 
@@ -426,7 +425,7 @@ def build(run, config=None, meta=None, gpu=None):
     s = series(run)
     cfg, src, conflicts = resolve_config(run, config)
     info = _clean_info(getattr(run, "info", None))
-    hsrc = "header" if s.fmt == "plateau" else "log"
+    hsrc = hsrc_of(s)
     f = {"format": fact(s.fmt, "", "log") if s.fmt else unknown("", "no training lines")}
 
     def c(key, unit, what):
@@ -671,7 +670,9 @@ def _loss_facts(f, s, cfg, tpi):
     # evals' own scatter about a smooth curve. Scatter well above the sampling error in val alone is eval noise
     # (a small or unrepresentative val split) and counts; in train and val together it is the model moving.
     # the se of the evals the diagnosis is about: early ones, at a loss several times higher, have larger se
-    logged = finite(s.val_se[s.step >= start]) if np.isfinite(s.val_se[s.step >= start]).any() else finite(s.val_se)
+    logged = finite(s.val_se[s.step >= start])
+    if not logged.size:
+        logged = finite(s.val_se)
     t_late = s.train[np.isfinite(s.train) & (s.step >= start)]
     v_late = s.val[v_ok & (s.step >= start)]
     scatter = scatter_noise(v_late if v_late.size >= 6 else s.val[v_ok][1:])

@@ -325,3 +325,12 @@ def test_sample_py_generates_from_the_checkpoint(straight):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("The") and r.stdout.count("---------------") == 1
+
+
+@pytest.mark.parametrize("script", ["sample.py", "train.py"])
+def test_bad_device_is_a_one_line_error(script):
+    args = ["--out_dir=nowhere"] if script == "sample.py" else ["config/sample_cpu.py"]
+    r = subprocess.run([sys.executable, script, *args, "--device=foo"], cwd=ROOT, env=ENV, capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and r.stderr.strip() == (f"{script}: error: device 'foo' is not a torch device "
+                                                      "(try cpu, cuda, cuda:1, mps)")
