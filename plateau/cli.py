@@ -42,7 +42,7 @@ def check_writable_dir(path):
 
 
 @contextlib.contextmanager
-def atomic_path(path, mode=0o644):
+def atomic_path(path):
     """Yield a temporary path beside `path`; on success fsync it and rename it over `path`.
 
     On any exception the temporary file is removed and `path` is untouched.
@@ -54,7 +54,7 @@ def atomic_path(path, mode=0o644):
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide outputs from other users
         os.replace(tmp, path)
         fsync_dir(d)
     except BaseException:

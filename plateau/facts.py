@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from plateau import gpus
+from plateau import gpus, logfmt
 from plateau.config import FIELDS
 
 # ---------------------------------------------------------------- statistics
@@ -250,10 +250,6 @@ KNOWN_DATASETS = {
 }
 # nanoGPT's init_from='gpt2*' loads these shapes (vocab 50257, bias True), whatever n_layer/n_embd say.
 GPT2_SHAPES = {"gpt2": (12, 768), "gpt2-medium": (24, 1024), "gpt2-large": (36, 1280), "gpt2-xl": (48, 1600)}
-# Formats whose iter loss is the mean over all of a step's micro-batches (else: one micro-batch).
-BATCH_MEAN_FORMATS = ("plateau", "build-nanogpt", "llmc")
-# Formats that log nanoGPT's running MFU: an EMA (0.9 old + 0.1 new) updated only at logged iterations.
-EMA_MFU_FORMATS = ("nanogpt", "llama2c")
 MODEL_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "gradient_accumulation_steps",
               "learning_rate", "max_iters", "eval_interval", "eval_iters", "vocab_size", "warmup_iters")
 
@@ -524,12 +520,17 @@ def build(run, config=None, meta=None, gpu=None):
         dnote = f"train.bin of nanoGPT's data/{cfg['dataset']}/prepare.py"
     f["dataset_tokens"] = fact(dtok, "tokens", dsrc, dnote) if dtok else unknown(
         "tokens", "pass --meta data/<name>/meta.json (prepare.py writes it)")
-    vtok = None
-    if isinstance(splits, dict) and isinstance(splits.get("val"), dict):
-        vtok = number(splits["val"].get("tokens"), positive=True)
-    vtok = vtok or info.get("val_tokens") or (KNOWN_DATASETS.get(cfg.get("dataset")) or {}).get("val_tokens")
-    f["val_tokens"] = fact(vtok, "tokens", "meta" if splits else "estimate") if isinstance(vtok, int) else unknown(
-        "tokens", "pass --meta")
+    vtok, vsrc = None, None
+    if isinstance(splits, dict) and isinstance(splits.get("val"), dict) and number(splits["val"].get("tokens"),
+                                                                                   positive=True):
+        vtok, vsrc = int(splits["val"]["tokens"]), "meta"
+    elif isinstance(meta, dict) and number(meta.get("val_tokens"), positive=True):
+        vtok, vsrc = int(meta["val_tokens"]), "meta"
+    elif isinstance(info.get("val_tokens"), int):
+        vtok, vsrc = info["val_tokens"], hsrc
+    elif cfg.get("dataset") in KNOWN_DATASETS:
+        vtok, vsrc = KNOWN_DATASETS[cfg["dataset"]]["val_tokens"], "estimate"
+    f["val_tokens"] = fact(vtok, "tokens", vsrc) if vtok else unknown("tokens", "pass --meta")
     f["epochs"] = fact(seen / dtok, "epochs", "estimate", f"{seen:,} tokens seen / {dtok:,} dataset tokens") \
         if seen and dtok else unknown("epochs", "pass --meta (dataset tokens) and --config (tokens per iteration)")
     f["tokens_per_param"] = fact(seen / N, "tokens/param", "estimate",
@@ -652,7 +653,7 @@ def _loss_facts(f, s, cfg, tpi):
     if late.size < 8:
         late = s.loss[it_ok][1:]
     sigma = diff_noise(late)
-    scope = s.scope or ("batch" if s.fmt in BATCH_MEAN_FORMATS else "micro_batch")
+    scope = s.scope or logfmt.LOSS_SCOPE.get(s.fmt, "micro_batch")
     accum = cfg.get("gradient_accumulation_steps")
     f["iter_loss_noise"] = fact(sigma, "nats", "estimate",
                                 f"1.4826 x MAD of first differences / sqrt(2) over {late.size} iter losses; "
@@ -873,7 +874,7 @@ def _time_facts(f, s, cfg, info, gpu, N, tpi, run):
         "tokens/s", "tokens per iteration and iteration time")
 
     # ---- MFU
-    ref = getattr(run, "mfu_ref", None) or ("device" if s.fmt == "plateau" else "a100")
+    ref = getattr(run, "mfu_ref", None) or logfmt.MFU_REF.get(s.fmt, "a100")
     steady, how = _steady_mfu(s, normal, t_iter)
     f["mfu_logged"] = fact(steady, "%", "log", how) if steady is not None else unknown("%", "a log with mfu")
     gname, gsrc = None, None
@@ -938,7 +939,7 @@ def _steady_mfu(s, normal, t_iter):
     ok = np.isfinite(m) & (m > 0)
     if not ok.any():
         return None, None
-    if s.fmt in EMA_MFU_FORMATS and t_iter:
+    if s.fmt in logfmt.EMA_MFU_FORMATS and t_iter:
         d = np.diff(s.it)
         step = np.median(d) if d.size else 0
         k = np.flatnonzero(ok[1:] & ok[:-1] & (d == step) & np.isfinite(s.time_ms[1:])) + 1

@@ -157,9 +157,13 @@ class Parsed:
 
 
 FORMATS = ("plateau", "nanogpt", "nanogpt-old", "build-nanogpt", "llmc", "llama2c", "litgpt")
-_MFU_REF = {"nanogpt": "a100", "llama2c": "a100", "plateau": "device"}
-_SCOPE = {"nanogpt": "micro_batch", "nanogpt-old": "micro_batch", "llama2c": "micro_batch",
-          "build-nanogpt": "batch", "llmc": "batch", "plateau": "batch"}
+# What each format's numbers mean, for facts.py: what its mfu is a percentage of; whether its iter loss is one
+# micro-batch's or the mean over the step's micro-batches; which formats log nanoGPT's running MFU, an EMA
+# (0.9 old + 0.1 new) updated only at logged iterations.
+MFU_REF = {"nanogpt": "a100", "llama2c": "a100", "plateau": "device"}
+LOSS_SCOPE = {"nanogpt": "micro_batch", "nanogpt-old": "micro_batch", "llama2c": "micro_batch",
+              "build-nanogpt": "batch", "llmc": "batch", "plateau": "batch"}
+EMA_MFU_FORMATS = ("nanogpt", "llama2c")
 
 # No two quantifiers below can share the same characters (`\s*(?::\s*)?`, never `\s*:?\s*`), so a failed match
 # on a 100k-character junk line costs linear time; numbers searched for anywhere must not start inside a number.
@@ -338,7 +342,7 @@ class _State:
             self.new_run(line_no)
         self.in_header = True
 
-    def resume_marker(self, line_no):
+    def resume_marker(self):
         """The process restarted from a checkpoint: a header it printed since is still the resumed run's."""
         if self.run.empty() and len(self.runs) > 1:
             fresh, tags = self.runs.pop(), self.tags.pop()
@@ -441,11 +445,11 @@ def _record(state, line, low, n):
         state.run.iter_loss_scope = "batch" if "loss train" in low else "micro_batch"
         return state.add_iter("litgpt", _int(m.group(1)), m.group(2), n, _fields(rest), time_ms=_search(_MS, rest))
     if "step" in low:
-        m = _EVAL.search(line)
-        if m and m.group(3) is not None:
-            f = _fields(_own(m.group(4)))
-            return state.add_eval("plateau" if "train se" in f else "nanogpt-eval", _int(m.group(1)),
-                                  num(m.group(2)), num(m.group(3)), n, f)
+        ev = _EVAL.search(line)
+        if ev and ev.group(3) is not None:
+            f = _fields(_own(ev.group(4)))
+            return state.add_eval("plateau" if "train se" in f else "nanogpt-eval", _int(ev.group(1)),
+                                  num(ev.group(2)), num(ev.group(3)), n, f)
         m = _BUILD.search(line)
         if m:
             rest, state.zero_based = _own(m.group(3)), True
@@ -460,9 +464,8 @@ def _record(state, line, low, n):
                 state.run.mfu_ref = "a100" if "a100" in low else "device"
             return state.add_iter("llmc", _int(m.group(1)), m.group(2), n, f, time_ms=_search(_MS, rest),
                                   tok_s=_search(_TOKS, rest), mfu=_search(_MFU_PCT, rest))
-        m = _EVAL.search(line)
-        if m:  # a truncated eval line: train loss only
-            return state.add_eval("nanogpt-eval", _int(m.group(1)), num(m.group(2)), None, n)
+        if ev:  # a truncated eval line: train loss only
+            return state.add_eval("nanogpt-eval", _int(ev.group(1)), num(ev.group(2)), None, n)
     if "val" in low:
         m = _VAL.search(line)
         if m:
@@ -532,7 +535,7 @@ def _comment(line):
     return None
 
 
-def _config_line(state, line, n, known_only):
+def _config_line(state, line, known_only):
     """A `key = value` line; in an echo any key, else only known training keys. True if it was one."""
     m = _ASSIGN.fullmatch(line)
     if not m or (known_only and m.group(1) not in KNOWN_KEYS):
@@ -564,7 +567,7 @@ def _header(state, line, n):
             it = obj.get("iter_num")
             if type(it) is not int:
                 return False
-            state.resume_marker(n)
+            state.resume_marker()
             state.resume(it, n)
         state.tags[-1]["plateau-header"] += 1
         return True
@@ -587,7 +590,7 @@ def _header(state, line, n):
         state.header(n)
         return True
     if line.startswith("Resuming training"):
-        state.resume_marker(n)
+        state.resume_marker()
         state.pending_resume = True
         return True
     m = _PARAMS.search(line)
@@ -654,10 +657,10 @@ def parse_line(state, line, line_no):
         if line.startswith("#"):
             state.run.comments.append(line.lstrip("#").strip())
             return True
-        if line.startswith(("import ", "from ")) or _config_line(state, line, line_no, known_only=False):
+        if line.startswith(("import ", "from ")) or _config_line(state, line, known_only=False):
             return True
         state.echo = False
-    if _header(state, line, line_no) or _config_line(state, line, line_no, known_only=True):
+    if _header(state, line, line_no) or _config_line(state, line, known_only=True):
         return True
     _notes(state, line, line_no)
     return False
@@ -683,8 +686,8 @@ def _finish(state):
         tags = +tags  # drops a target that got nothing
         r.format = tags.most_common(1)[0][0] if tags else "plateau" if plateau else None
         formats.update(tags)
-        r.mfu_ref = r.mfu_ref or _MFU_REF.get(r.format)
-        r.iter_loss_scope = r.iter_loss_scope or _SCOPE.get(r.format)
+        r.mfu_ref = r.mfu_ref or MFU_REF.get(r.format)
+        r.iter_loss_scope = r.iter_loss_scope or LOSS_SCOPE.get(r.format)
         runs.append(r)
     return runs, sorted(formats)
 

@@ -101,6 +101,15 @@ def test_user_run_with_meta_adds_data_repetition():
     facts, findings = detectors.diagnose(real(USER), label(USER)["config"], meta)
     assert 10 < facts["epochs"]["value"] < 11
     assert {"capacity", "data_repetition"} <= kinds(findings)
+    assert (facts["val_tokens"]["value"], facts["val_tokens"]["source"]) == (10_000_000, "meta")
+
+
+def test_val_tokens_name_their_source():
+    run = real(USER)
+    run.info["val_tokens"] = 5_000_000
+    meta = {"splits": {"train": {"tokens": 1_000_000_000, "documents": 1}}}  # no val split
+    facts, _ = detectors.diagnose(run, label(USER)["config"], meta)
+    assert (facts["val_tokens"]["value"], facts["val_tokens"]["source"]) == (5_000_000, "log")
 
 
 # ---------------------------------------------------------------- synthetic curves
