@@ -83,6 +83,9 @@ MEM_USABLE = 0.85  # of GPU memory for tensors; the rest is CUDA context, alloca
 OVERFIT_SE_MULT = 3.0  # val above its minimum by 3 standard errors of a difference: p < 0.002 one-sided
 OVERFIT_MIN_EVALS = 3  # STYLE rule 4: fewer evals cannot show a minimum and a rise
 OVERFIT_CRIT_REL = 0.05  # val 5% above its best: most of a run's late progress undone, stop now
+# Train loss under half of val. A random split of one corpus gives gaps of a few percent; nanoGPT's
+# shakespeare_char, which memorises, reaches ~25% at its best val; past 50% the model recites its training data.
+OVERFIT_GAP_REL = 0.5
 GAP_P = 0.01  # Mann-Kendall p for a widening val - train gap (strict: the gap drifts with split differences)
 TREND_P = 0.05  # Mann-Kendall p under which a recent trend counts as real
 FLAT_MIN_COVER = 0.25  # a flat verdict needs the trend window to span a quarter of the run (not a pasted excerpt)
@@ -109,12 +112,18 @@ SPIKE_RECOVERY = 10  # logged points after a spike within which the loss must re
 SPIKE_WARN = 2  # this many spikes (or one unrecovered) is a warning, one recovered spike is information
 NO_LEARN_REL = 0.02  # loss within 2% of its initial value ...
 NO_LEARN_MIN_ITERS = 100  # ... after at least this many iterations (and past warmup when known)
+# The same loss on this many logged iterations in a row: batches differ, so only an output that ignores its
+# input (uniform predictions, a zeroed model) repeats a 4-decimal loss. bf16's step at a loss of 2-4 (1/64) under
+# batch noise of ~0.05 repeats a value with p ~0.09: ten in a row by chance, ~1e-10.
+FROZEN_MIN_LINES = 10
 DIVERGE_MARGIN = 0.9  # the loss must first fall below 90% of a uniform guess for a return above it to count
 DIVERGE_NOISE = 5.0  # ... and by 5 noise standard deviations, so that a noisy flat series never qualifies
 EVAL_SE_REL = 0.005  # eval se above 0.5% of the loss hides the 1%-size differences runs are compared by
 EVAL_SNR = 1.0  # the change over one eval interval below one standard error of a difference is unresolved
 # Fixed eval batches resolve the trend but not the level: an se of 2% of the loss leaves differences of ~6%
 # (2 se of a difference) unresolved, the size of what runs are compared by (a model size step, an LR change).
+# Random eval batches whose trend is significant anyway (TREND_P) are noisy one by one, yet the run's
+# direction is known: a warning only from this level on, below it information.
 EVAL_LEVEL_REL = 0.02
 # Below one epoch no training token was seen twice: a val - train gap is distribution shift, not overfitting,
 # so an unresolved gap matters only from one epoch on.
@@ -364,7 +373,11 @@ def _flat(f):
     tr = f.get("val_trend") or {}
     last = v(f, "iters_done") or 0
     covers = last > 0 and (last - tr.get("first_step", last)) >= FLAT_MIN_COVER * last
-    if tr.get("value") is not None and covers and (tr.get("p", 1) >= TREND_P or tr["value"] >= 0):
+    # not significant, yet a slope that would gain more than a flattening curve does over the window is a
+    # noisy fall (too few or too noisy points), not a plateau
+    slope, window = tr.get("value"), last - tr.get("first_step", last)
+    noisy_fall = slope is not None and L and -slope / 1000 * window > CAPACITY_FLAT_GAIN * L
+    if slope is not None and covers and (tr.get("p", 1) >= TREND_P or slope >= 0) and not noisy_fall:
         return True, f"recent slope {tr['value']:+.3g} nats/1k iters is not significantly down (p = {tr['p']:.2g})", \
             True
     if g2 is not None and L and g2 / L < CAPACITY_FLAT_GAIN:
@@ -443,7 +456,31 @@ def detect_divergence(f, s):
                    "(the basin is flat within ~2x of the best LR)", region)
 
 
+def _frozen(s):
+    """(first iter, count, value) when the last FROZEN_MIN_LINES or more iter losses are one identical number."""
+    it, loss = _finite_iters(s)
+    if loss.size < FROZEN_MIN_LINES or loss.size < s.loss.size:
+        return None
+    same = loss == loss[-1]
+    n = loss.size if same.all() else loss.size - 1 - int(np.flatnonzero(~same)[-1])
+    return (int(it[-n]), n, float(loss[-1])) if n >= FROZEN_MIN_LINES else None
+
+
 def detect_no_learning(f, s):
+    frozen = _frozen(s)
+    if frozen:
+        start, n, value = frozen
+        ev = [f"the iter loss is {value:g} on each of the last {n} logged iterations (from iter {start:,}): "
+              "different batches cannot give one loss unless the output ignores the input"]
+        lnv = v(f, "ln_vocab")
+        if lnv and abs(value - lnv) < 0.01 * lnv:
+            ev.append(f"ln(vocab) = {lnv:.4f}: the model predicts exactly uniformly")
+        elif 0 < value < 20:
+            ev.append(f"exp({value:g}) = {math.exp(value):,.0f}: a uniform guess over that many tokens")
+        return Finding("no_learning", "critical", 0.9, f"No learning: the loss is frozen at {value:g} for {n} "
+                       "iterations", ev, "Check for all-zero or masked logits, a zeroed or frozen model (every "
+                       "parameter requires_grad, the optimizer holds them), an LR of 0, and that each step draws a new "
+                       "batch", {}, "the loss changes from batch to batch and falls", (start, int(s.it[-1])))
     L0 = v(f, "initial_loss")
     last = v(f, "iters_done")
     if L0 is None or L0 <= 0 or not last or last < NO_LEARN_MIN_ITERS or last < (v(f, "warmup_iters") or 0):
@@ -510,7 +547,12 @@ def detect_overfitting(f, s):
                 return _overfit_finding(f, r["best_step"], r["best"], severity, conf, ev, region,
                                         f"Overfitting: val rose {r['rise']:.3f} ({rel:.1%}) from its best "
                                         f"{r['best']:.4f} at step {r['best_step']:,} while train kept falling")
-    # the val - train gap widening beyond noise while val stalls
+    return _gap_widening(f, s) or _memorised(f, s)
+
+
+def _gap_widening(f, s):
+    """The val - train gap widening beyond noise while val stalls."""
+    tm = np.isfinite(s.train)
     both = np.isfinite(s.val) & tm
     last = v(f, "iters_done")
     if both.sum() < 6 or not last:
@@ -529,6 +571,7 @@ def detect_overfitting(f, s):
         return None
     vts, vmk = _trend(x, s.val[half])
     val_falling = vts is not None and vts[3] < 0 and vmk[1] < TREND_P
+    val_rising = vts is not None and vts[2] > 0 and vmk[1] < TREND_P
     ev = [f"val - train gap widened from {gap[0]:+.4f} to {gap[-1]:+.4f} over steps {int(x[0]):,}-{int(x[-1]):,}: "
           f"Theil-Sen {ts[0] * 1000:+.3g}/1k iters (95% CI {ts[2] * 1000:+.3g} to {ts[3] * 1000:+.3g}), Mann-Kendall "
           f"p = {mk[1]:.2g}; {widen / se_gap:.1f} standard errors of the gap ({se_gap:.3g})"]
@@ -536,18 +579,39 @@ def detect_overfitting(f, s):
         ev.append(f"val is still falling ({vts[0] * 1000:+.3g}/1k iters): the model is starting to memorise, "
                   "not yet losing ground")
     else:
-        ev.append(f"val is flat over the same evals (slope {vts[0] * 1000:+.3g}/1k iters, p = {vmk[1]:.2g}) "
-                  "while train falls" if vts else "val is flat while train falls")
+        ev.append(f"val is {'rising' if val_rising else 'flat'} over the same evals (slope {vts[0] * 1000:+.3g}/1k "
+                  f"iters, p = {vmk[1]:.2g}) while train falls" if vts else "val is flat while train falls")
     best, bstep = v(f, "best_val_loss"), v(f, "best_val_step")
     return _overfit_finding(f, int(bstep), best, "info" if val_falling else "warning", 0.45 if val_falling else 0.6,
                             ev, (int(x[0]), int(x[-1])),
                             f"The val - train gap is widening ({gap[0]:+.3f} -> {gap[-1]:+.3f})"
-                            + (": early memorisation" if val_falling else " while val stalls: overfitting"))
+                            + (": early memorisation" if val_falling else
+                               f" while val {'rises' if val_rising else 'stalls'}: overfitting"))
+
+
+def _memorised(f, s):
+    """Train far below val at the last eval while val no longer improves: too few evals for a trend, but a
+    random split of one corpus cannot produce a gap that size."""
+    both = np.flatnonzero(np.isfinite(s.val) & np.isfinite(s.train))
+    if both.size < 2:
+        return None
+    k = both[-1]
+    val, train, step = float(s.val[k]), float(s.train[k]), int(s.step[k])
+    best, bstep = v(f, "best_val_loss"), v(f, "best_val_step")
+    if val <= 0 or (val - train) < OVERFIT_GAP_REL * val or best is None or bstep is None or bstep >= step:
+        return None
+    ev = [f"at step {step:,} train is {train:.4f} and val {val:.4f}: train is {1 - train / val:.0%} below val; a "
+          f"random split of one corpus gives a few percent, so the model recites its training text",
+          f"val is past its best {best:.4f} (step {int(bstep):,}): {val - best:+.4f} since"]
+    return _overfit_finding(f, int(bstep), best, "warning", 0.55, ev, (int(bstep), step),
+                            f"Memorisation: train {train:.3f} vs val {val:.3f} and val past its best: overfitting")
 
 
 def _overfit_finding(f, best_step, best, severity, conf, ev, region, title):
     interval = v(f, "eval_interval")
     stop = steps_to(best_step * 1.1 if best_step else 0, interval) if best_step else None
+    if stop and stop >= (v(f, "iters_done") or math.inf):
+        stop = best_step  # 10% past the best is beyond the end of this run: its best step is what is known
     changes = {}
     if stop and (v(f, "max_iters") or math.inf) > stop:
         changes.update(max_iters=stop, lr_decay_iters=stop)
@@ -967,6 +1031,8 @@ def detect_eval_variance(f, s):
         swamped = se >= EVAL_SE_REL * L and change / (math.sqrt(2) * se) < EVAL_SNR
         if not swamped:
             return None
+    ci = tr.get("ci") or [0, 0]
+    resolved = not paired and tr.get("p", 1) < TREND_P and (ci[0] > 0 or ci[1] < 0) and se < EVAL_LEVEL_REL * L
     src = (f"the last eval, step {int(s.step[k[-1]]):,}" if paired and k.size else
            f"{f['eval_se'].get('source')}; {f['eval_se'].get('note', '')}")
     ev = [f"val standard error {se:.3g} is {se / L:.1%} of the loss {L:.4f} ({src})"]
@@ -981,6 +1047,9 @@ def detect_eval_variance(f, s):
                   "better from worse")
         d = np.diff(s.val[m])
         ev.append(f"eval-to-eval changes: median |diff| {np.median(np.abs(d)):.3g}, largest {np.max(np.abs(d)):.3g}")
+        if resolved:
+            ev.append(f"the trend over {tr.get('points')} evals is resolved all the same (Mann-Kendall p = "
+                      f"{tr['p']:.2g}): the run's direction is known, single evals and small differences are not")
     if gap_z is not None:
         ev.append(f"val - train gap {gap['value']:+.4f} = {gap_z:+.1f} se" + (
             " (within noise: an overfitting gap this size would not show)" if abs(gap_z) < 2 else ""))
@@ -1013,7 +1082,7 @@ def detect_eval_variance(f, s):
             "" if level else f"; the val - train gap ({gap_z:+.1f} se) is unresolved")
         expect = (f"val se ~{target:.3g}: runs and a val - train gap that differ by {2 * math.sqrt(2) * target:.3g} "
                   "become distinguishable")
-    return Finding("eval_variance", "warning", min(0.85, 0.5 + 0.1 * (se / (EVAL_SE_REL * L))),
+    return Finding("eval_variance", "info" if resolved else "warning", min(0.85, 0.5 + 0.1 * (se / (EVAL_SE_REL * L))),
                    title, ev, fix, changes, expect, None)
 
 
@@ -1102,13 +1171,39 @@ def detect_config_mismatch(f, s):
         if blk and n and blk >= n:
             ev.append(f"block_size {int(blk):,} does not fit the {int(n):,}-token {name} split: no batch can be cut "
                       "from it")
+    foreign = _foreign_val(f, s)
+    if foreign:
+        ev.append(foreign)
     if not ev:
         return None
     title = (f"The config names {si(claim)} but the model has {si(N)} parameters" if N and claim and
-             max(N / claim, claim / N) > CLAIM_TOL else "The config and the log disagree")
-    return Finding("config_mismatch", "warning", 0.65, title, ev,
-                   "Check which config ran; size names follow nanoGPT's get_num_params (12 L d^2 + V d)", {},
-                   "", None)
+             max(N / claim, claim / N) > CLAIM_TOL else "The val data does not fit the model's vocabulary"
+             if foreign and len(ev) == 1 else "The config and the log disagree")
+    fixes = (["Check which config ran; size names follow nanoGPT's get_num_params (12 L d^2 + V d)"]
+             if len(ev) > bool(foreign) else [])
+    if foreign:
+        fixes.append("Make val.bin with the same tokenizer as train.bin (meta.json's vocab_size) and check that "
+                     "every id is below vocab_size")
+    return Finding("config_mismatch", "warning", 0.65, title, ev, "; ".join(fixes), {}, "", None)
+
+
+def _foreign_val(f, s):
+    """An untrained model predicts about uniformly, so it scores ~ln(vocab) on any text in its vocabulary: val far
+    above that at the start, while train is not, is val data from another tokenizer or with ids past the vocab."""
+    lnv = v(f, "ln_vocab")
+    vm = np.flatnonzero(np.isfinite(s.val) & (s.step <= F.INITIAL_MAX_ITER))
+    if not lnv or not vm.size:
+        return None
+    val0, step0 = float(s.val[vm[0]]), int(s.step[vm[0]])
+    it, loss = _finite_iters(s)
+    tm = np.isfinite(s.train) & (s.step <= F.INITIAL_MAX_ITER)
+    train0 = float(s.train[tm][0]) if tm.any() else float(loss[0]) if loss.size and it[0] <= F.INITIAL_MAX_ITER \
+        else None
+    if train0 is None or train0 > ABOVE_UNIFORM_MULT * lnv or val0 <= ABOVE_UNIFORM_MULT * lnv:
+        return None
+    return (f"at step {step0} val is {val0:.4f} = {val0 / lnv:.2f}x ln(vocab) {lnv:.4f} while train is "
+            f"{train0:.4f}: an untrained model scores ~ln(vocab) on any text in its vocabulary, so the val data is "
+            "not in it (a file from another tokenizer, or ids past vocab_size)")
 
 
 def detect_still_improving(f, s):

@@ -684,6 +684,7 @@ def _loss_facts(f, s, cfg, tpi):
     f["eval_scatter_train"] = fact(scatter_t, "nats", "estimate", "the same for the eval-mode train loss") \
         if scatter_t is not None else unknown("nats", "needs 6+ evals with a train loss")
     sampling = sigma_micro / math.sqrt(n_eval) if sigma_micro is not None and n_eval else None
+    val_only = False
     if logged.size:
         f["eval_se"] = fact(float(np.median(logged)), "nats", hsrc_of(s), f"logged val se (median of {logged.size} "
                             "late evals)")
@@ -691,7 +692,8 @@ def _loss_facts(f, s, cfg, tpi):
         how = (f"estimate: iter-loss noise {sigma_micro:.3g} per micro-batch / sqrt(eval_iters {n_eval}) = "
                f"{sampling:.3g}")
         model_moves = scatter_t is not None and scatter_t > SCATTER_EXCESS * sampling
-        if scatter is not None and scatter > sampling and not model_moves:
+        val_only = scatter is not None and scatter > sampling and not model_moves
+        if val_only:
             f["eval_se"] = fact(scatter, "nats", "estimate", f"{how}; val scatters more, {scatter:.3g}: used")
         else:
             f["eval_se"] = fact(sampling, "nats", "estimate", how + (
@@ -703,9 +705,14 @@ def _loss_facts(f, s, cfg, tpi):
     else:
         f["eval_se"] = unknown("nats", "pass --config (eval_iters) or log 6+ evals")
     t_logged = finite(s.train_se)
-    f["train_se"] = fact(float(np.median(t_logged)), "nats", "header", "logged train se (median)") \
-        if t_logged.size else fact(f["eval_se"]["value"], "nats", "estimate", "taken equal to val's") \
-        if f["eval_se"]["value"] is not None else unknown("nats", "as eval_se")
+    if t_logged.size:
+        f["train_se"] = fact(float(np.median(t_logged)), "nats", "header", "logged train se (median)")
+    elif sampling is not None and val_only:
+        f["train_se"] = fact(sampling, "nats", "estimate", "sampling error: val's excess scatter is val's own")
+    elif f["eval_se"]["value"] is not None:
+        f["train_se"] = fact(f["eval_se"]["value"], "nats", "estimate", "taken equal to val's")
+    else:
+        f["train_se"] = unknown("nats", "as eval_se")
 
     # val - train gap
     both = v_ok & t_ok

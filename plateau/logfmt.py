@@ -199,7 +199,8 @@ _PARAMS = re.compile(rf"(?:number of parameters|num_parameters|total parameters|
 _TPI = re.compile(r"(?:tokens per iteration will be|tokens per iteration|total desired batch size|total batch size"
                   r"|total_batch_size)\s*[:|=]\s*(\d[\d,]*)", _I)
 _ACCUM = re.compile(r"=> (?:calculated gradient accumulation steps|setting grad_accum_steps)\s*[:=]\s*(\d+)")
-_VOCAB = re.compile(r"found vocab_size = (\d+)")
+_VOCAB = re.compile(r"(?:found vocab_size = |^vocab_size: )(\d+)")  # nanoGPT's meta.pkl; llm.c's train_gpt2.c
+_LLMC_SHAPE = re.compile(r"(num_layers|num_heads|channels): (\d+)")  # train_gpt2.c's model header
 _CKPT = re.compile(r"(?:saving|writing) checkpoint\b", _I)
 _CKPT_TIME = re.compile(rf"time\s*{_N}\s*ms", _I)
 _NEW_RUN = ("Initializing a new model from scratch", "Initializing from OpenAI GPT-2 weights")
@@ -209,6 +210,7 @@ _LLMC_TABLE = {"micro batch size B": "batch_size", "sequence length T": "block_s
                "learning rate (LR)": "learning_rate", "warmup iterations": "warmup_iters",
                "weight decay": "weight_decay", "max_steps": "max_iters", "val_loss_every": "eval_interval",
                "num_layers L": "n_layer", "num_heads NH": "n_head", "channels C": "n_embd",
+               "num_layers": "n_layer", "num_heads": "n_head", "channels": "n_embd", "vocab_size V": "info:vocab_size",
                "device": "info:device_name", "peak TFlops": "info:peak_tflops"}
 # `key = value` outside a config echo is config only for these: a warning's source line is not
 KNOWN_KEYS = set(FIELDS) | {"dataset", "max_seq_len", "dim", "n_layers", "n_heads", "n_kv_heads", "multiple_of",
@@ -612,6 +614,11 @@ def _header(state, line, n):
         state.header(n)
         key = "vocab_size" if m.re is _VOCAB else "gradient_accumulation_steps"
         (state.run.info if key == "vocab_size" else state.run.config).setdefault(key, _int(m.group(1)))
+        return True
+    m = _LLMC_SHAPE.fullmatch(line)
+    if m:
+        state.header(n)
+        state.run.config.setdefault(_LLMC_TABLE[m.group(1)], int(m.group(2)))
         return True
     if _CKPT.search(line):
         state.run.checkpoints.append((n, _search(_CKPT_TIME, line)))

@@ -50,6 +50,24 @@ def test_real_log_matches_label(name, with_config):
     json.dumps([f.to_json() for f in findings], allow_nan=False)
 
 
+# Logs found in public issues and READMEs (nanoGPT, llm.c, litgpt, forks), labelled by us: each JSON names its source.
+PUBLIC = os.path.join(os.path.dirname(__file__), "fixtures", "public_logs")
+
+
+@pytest.mark.parametrize("name", sorted(n[:-4] for n in os.listdir(PUBLIC) if n.endswith(".log")))
+def test_public_log_matches_label(name):
+    with open(os.path.join(PUBLIC, name + ".json")) as f:
+        lab = json.load(f)
+    facts, findings = detectors.diagnose(logfmt.parse_file(os.path.join(PUBLIC, name + ".log")).runs[-1])
+    raised = kinds(findings)
+    for kind in lab["ground_truth"]:
+        if kind == "healthy":
+            assert not raised - set(detectors.NOT_PATHOLOGY), [(f.kind, f.severity, f.title) for f in findings]
+        else:
+            assert kind in raised, [(f.kind, f.severity, f.title) for f in findings]
+    assert not raised & set(lab.get("not_expected", [])), [(f.kind, f.severity) for f in findings]
+
+
 USER = "user_run_40m_fineweb_4070"
 
 
@@ -225,6 +243,21 @@ def test_flat_at_ln_vocab_is_no_learning():
     nl = next(f for f in findings if f.kind == "no_learning")
     assert nl.severity == "critical"
     assert "lr_too_low" in kinds(findings)
+
+
+def test_a_loss_frozen_to_the_digit_is_no_learning_however_short():
+    run = synth(power(), 60, log_interval=1)
+    for i in run.iters[-12:]:
+        i.loss = 10.8259  # litgpt #689: uniform logits over 50,304 tokens
+    nl = next(f for f in detectors.diagnose(run)[1] if f.kind == "no_learning")
+    assert nl.severity == "critical" and "12 iterations" in nl.title and "50,30" in nl.evidence[1]
+
+
+def test_bf16_rounded_losses_are_not_frozen():
+    run = synth(power(), 2000, log_interval=1, iter_noise=0.05)
+    for i in run.iters:
+        i.loss = round(i.loss * 64) / 64  # bf16's step between 2 and 4
+    assert "no_learning" not in kinds(detectors.diagnose(run)[1], serious=False)
 
 
 def test_noisy_evals_with_one_eval_iter_is_eval_variance():
