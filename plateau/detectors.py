@@ -87,6 +87,9 @@ OVERFIT_CRIT_REL = 0.05  # val 5% above its best: most of a run's late progress 
 # shakespeare_char, which memorises, reaches ~25% at its best val; past 50% the model recites its training data.
 OVERFIT_GAP_REL = 0.5
 GAP_P = 0.01  # Mann-Kendall p for a widening val - train gap (strict: the gap drifts with split differences)
+# Train falling this many times faster than val while the gap widens: a model at its capacity cannot do that,
+# one memorising a too-small dataset does (each epoch gains train far more than it gains held-out text).
+MEMORISE_RATIO = 3.0
 TREND_P = 0.05  # Mann-Kendall p under which a recent trend counts as real
 FLAT_MIN_COVER = 0.25  # a flat verdict needs the trend window to span a quarter of the run (not a pasted excerpt)
 CAPACITY_MIN_TPP = COMPUTE_OPTIMAL_TPP  # below compute-optimal the model is not the limit yet
@@ -94,6 +97,8 @@ CAPACITY_TPP = 3 * COMPUTE_OPTIMAL_TPP  # far past compute-optimal: the same com
 # Flattening: a doubling of training gains under 3% of the loss. Chinchilla's data term B/D^beta gives >= 3.5% per
 # doubling up to 1e10 tokens for a model too big to saturate, so a flatter curve is the model (or repeats) saturating.
 CAPACITY_FLAT_GAIN = 0.03
+SATURATED_MIN_EVALS = 5  # a flat curve with no saturating fit: evals in the run's second half that show it
+FIT_E_RANGE_REL = 0.2  # an asymptote whose 95% range spans over 20% of the loss (or goes below 0) bounds nothing
 FIT_DROP_SE = 10.0  # a fit's curve must fall by 10 standard errors over its points to say where it is heading
 DATA_EPOCHS_WARN = 4.0  # Muennighoff et al. 2023: up to ~4 epochs is nearly as good as unique data
 DATA_EPOCHS_CRIT = 16.0  # Muennighoff et al. 2023: past ~16 epochs repeated tokens are worth little
@@ -109,6 +114,7 @@ OSC_Z = 2.0  # an eval-to-eval rise beyond 2 standard errors of a difference is 
 OSC_MIN_RISES = 3  # ... and 3 rise/fall reversals of that size is oscillation, not a trend
 SPIKE_Z = 6.0  # robust z of an upward loss jump; Gaussian noise gives z > 6 once in 1e9 steps
 SPIKE_RECOVERY = 10  # logged points after a spike within which the loss must return to count as recovered
+SPIKE_WINDOW = 25  # loss differences on each side that give a jump's local noise
 SPIKE_WARN = 2  # this many spikes (or one unrecovered) is a warning, one recovered spike is information
 NO_LEARN_REL = 0.02  # loss within 2% of its initial value ...
 NO_LEARN_MIN_ITERS = 100  # ... after at least this many iterations (and past warmup when known)
@@ -321,7 +327,12 @@ def _rose_back(f, s):
         if y.size < 5 or (lnv is None and x[0] > F.INITIAL_MAX_ITER):
             continue
         ref = lnv if lnv is not None else float(y[0])
-        low = np.flatnonzero(y < min(DIVERGE_MARGIN * ref, ref - DIVERGE_NOISE * (noise or 0)))
+        # the noise of the run while it learned: a late-window estimate that takes in the blow-up is the blow-up's
+        below = (y[1:] < ref) & (y[:-1] < ref)
+        d = np.diff(y)[below]
+        learning = F.robust_sigma(d) / math.sqrt(2) if d.size >= 4 else None
+        noise = min(x for x in (noise, learning, math.inf) if x is not None)
+        low = np.flatnonzero(y < min(DIVERGE_MARGIN * ref, ref - DIVERGE_NOISE * (noise if noise < math.inf else 0)))
         if not low.size:
             continue
         after = y[low[0]:]
@@ -329,8 +340,9 @@ def _rose_back(f, s):
         med = np.median(np.lib.stride_tricks.sliding_window_view(after, w), axis=1)
         above = np.flatnonzero(med > ref)
         if above.size:
-            k = low[0] + above[0]
-            return int(x[k]), float(np.min(after)), float(med[above[0]]), ref, what, int(x[-1]), float(y[-1])
+            j = above[0]  # the first window whose median is above: the blow-up is its first point above
+            k = low[0] + j + int(np.argmax(after[j:j + w] > ref))
+            return int(x[k]), float(np.min(after)), float(med[j]), ref, what, int(x[-1]), float(y[-1])
     return None
 
 
@@ -352,15 +364,21 @@ def _spikes(f, s):
     sigma = F.robust_sigma(ref)
     if not sigma:
         return [], None
-    z = (d - center) / sigma
+    # batch noise in nats shrinks with the loss (0.2 at a loss of 6, 0.002 at 0.02 once a small set is memorised):
+    # each jump is measured against the noise around it too, never below the late noise
+    w = min(2 * SPIKE_WINDOW + 1, d.size)
+    win = np.lib.stride_tricks.sliding_window_view(d, w)[np.clip(np.arange(d.size) - w // 2, 0, d.size - w)]
+    med = np.median(win, axis=1)
+    local = F.MAD_TO_SIGMA * np.median(np.abs(win - med[:, None]), axis=1)
+    noise = np.maximum(local, sigma)
+    z = (d - np.where(local > sigma, med, center)) / noise
     out = []
-    level = sigma / math.sqrt(2)
     for k in np.flatnonzero(z > SPIKE_Z):
         if k == 0:
             continue  # the first logged loss (iter 0) is at initialisation
         pre = loss[k]
         nxt = loss[k + 2:k + 2 + SPIKE_RECOVERY]
-        recovered = bool(nxt.size and np.any(nxt <= pre + 3 * level))
+        recovered = bool(nxt.size and np.any(nxt <= pre + 3 * noise[k] / math.sqrt(2)))
         out.append((int(it[k + 1]), float(d[k]), float(z[k]), recovered))
     return out, sigma
 
@@ -431,9 +449,14 @@ def detect_divergence(f, s):
     if lr is not None:
         ev.append(f"learning_rate {lr:g}" + (f" (lr {lr_at:.3g} at the divergence)" if lr_at else "")
                   + (f", dtype {dtype}" if dtype else ""))
-        changes["learning_rate"] = round_lr(lr / 2)
+        new, why = lr / 2, "half"
+        N = v(f, "num_params")
+        table = reference_lr(N)[2] if N else None
+        if table and new > LR_HIGH_MULT * table:
+            new, why = table, f"the GPT-3 table's for {si(N)} params; half would still be {lr / 2 / table:.0f}x it"
+        changes["learning_rate"] = round_lr(new)
         if v(f, "min_lr") is not None:
-            changes["min_lr"] = round_lr(lr / 20)
+            changes["min_lr"] = round_lr(new / 10)
     if dtype == "float16":
         gpu = sv(f, "gpu") or ""
         from plateau import gpus
@@ -449,7 +472,7 @@ def detect_divergence(f, s):
     if v(f, "grad_clip") == 0:
         changes["grad_clip"] = 1.0
     fix = (f"Resume from the last checkpoint before iter {region[0]} with "
-           + (f"learning_rate={changes['learning_rate']:g} (half)" if "learning_rate" in changes
+           + (f"learning_rate={changes['learning_rate']:g} ({why})" if "learning_rate" in changes
               else "the learning rate halved") + f"; {fix_dt}; keep grad_clip=1.0")
     return Finding("divergence", severity, conf, title, ev, fix, changes,
                    "a finite loss that continues from the checkpoint's value; halving the LR costs little final loss "
@@ -494,8 +517,8 @@ def detect_no_learning(f, s):
     else:
         return None
     drop = L0 - now
-    if drop >= NO_LEARN_REL * L0:
-        return None
+    if abs(drop) >= NO_LEARN_REL * L0:
+        return None  # it learned, or it got worse: divergence, not a lack of learning
     lnv = v(f, "ln_vocab")
     scratch = lnv is not None and L0 > 0.9 * lnv
     lr = v(f, "learning_rate")
@@ -550,8 +573,10 @@ def detect_overfitting(f, s):
     return _gap_widening(f, s) or _memorised(f, s)
 
 
-def _gap_widening(f, s):
-    """The val - train gap widening beyond noise while val stalls."""
+def _gap_trend(f, s):
+    """The val - train gap widening beyond noise over the run's second half: dict(x, gap, ts, mk, widen, se_gap,
+    vts, vmk, tts, tmk, val_falling, val_rising, memorising) or None. Memorising: val still falls, but train falls
+    MEMORISE_RATIO times faster."""
     tm = np.isfinite(s.train)
     both = np.isfinite(s.val) & tm
     last = v(f, "iters_done")
@@ -570,23 +595,43 @@ def _gap_widening(f, s):
     if se_gap <= 0 or not (ts[2] > 0 and mk[1] < GAP_P and widen > OVERFIT_SE_MULT * se_gap):
         return None
     vts, vmk = _trend(x, s.val[half])
+    tts, tmk = _trend(x, s.train[half])
     val_falling = vts is not None and vts[3] < 0 and vmk[1] < TREND_P
-    val_rising = vts is not None and vts[2] > 0 and vmk[1] < TREND_P
+    memorising = (val_falling and tts is not None and tts[3] < 0 and tmk[1] < TREND_P
+                  and tts[0] <= MEMORISE_RATIO * vts[0])
+    return dict(x=x, gap=gap, ts=ts, mk=mk, widen=widen, se_gap=se_gap, vts=vts, vmk=vmk, tts=tts,
+                val_falling=val_falling, val_rising=vts is not None and vts[2] > 0 and vmk[1] < TREND_P,
+                memorising=memorising)
+
+
+def _gap_widening(f, s):
+    """The val - train gap widening beyond noise while val stalls (or gains a fraction of what train does)."""
+    g = _gap_trend(f, s)
+    if not g:
+        return None
+    x, gap, ts, mk, vts, vmk = g["x"], g["gap"], g["ts"], g["mk"], g["vts"], g["vmk"]
     ev = [f"val - train gap widened from {gap[0]:+.4f} to {gap[-1]:+.4f} over steps {int(x[0]):,}-{int(x[-1]):,}: "
           f"Theil-Sen {ts[0] * 1000:+.3g}/1k iters (95% CI {ts[2] * 1000:+.3g} to {ts[3] * 1000:+.3g}), Mann-Kendall "
-          f"p = {mk[1]:.2g}; {widen / se_gap:.1f} standard errors of the gap ({se_gap:.3g})"]
-    if val_falling:
+          f"p = {mk[1]:.2g}; {g['widen'] / g['se_gap']:.1f} standard errors of the gap ({g['se_gap']:.3g})"]
+    if g["memorising"]:
+        ev.append(f"train falls {g['tts'][0] / vts[0]:.1f}x faster than val ({g['tts'][0] * 1000:+.3g} vs "
+                  f"{vts[0] * 1000:+.3g}/1k iters): most of what it learns no longer carries to held-out text, "
+                  "and val will turn up")
+    elif g["val_falling"]:
         ev.append(f"val is still falling ({vts[0] * 1000:+.3g}/1k iters): the model is starting to memorise, "
                   "not yet losing ground")
     else:
-        ev.append(f"val is {'rising' if val_rising else 'flat'} over the same evals (slope {vts[0] * 1000:+.3g}/1k "
-                  f"iters, p = {vmk[1]:.2g}) while train falls" if vts else "val is flat while train falls")
+        ev.append(f"val is {'rising' if g['val_rising'] else 'flat'} over the same evals (slope "
+                  f"{vts[0] * 1000:+.3g}/1k iters, p = {vmk[1]:.2g}) while train falls" if vts
+                  else "val is flat while train falls")
     best, bstep = v(f, "best_val_loss"), v(f, "best_val_step")
-    return _overfit_finding(f, int(bstep), best, "info" if val_falling else "warning", 0.45 if val_falling else 0.6,
-                            ev, (int(x[0]), int(x[-1])),
+    early = g["val_falling"] and not g["memorising"]
+    return _overfit_finding(f, int(bstep), best, "info" if early else "warning",
+                            0.45 if early else 0.5 if g["memorising"] else 0.6, ev, (int(x[0]), int(x[-1])),
                             f"The val - train gap is widening ({gap[0]:+.3f} -> {gap[-1]:+.3f})"
-                            + (": early memorisation" if val_falling else
-                               f" while val {'rises' if val_rising else 'stalls'}: overfitting"))
+                            + (": early memorisation" if early else ": memorisation, val gains a fraction of train's"
+                               if g["memorising"] else f" while val {'rises' if g['val_rising'] else 'stalls'}: "
+                               "overfitting"))
 
 
 def _memorised(f, s):
@@ -664,15 +709,19 @@ def detect_data_repetition(f, s):
 def detect_capacity(f, s):
     E, g2 = v(f, "loss_asymptote"), v(f, "gain_per_doubling")
     L = v(f, "last_val_loss") or v(f, "last_train_loss")
-    if E is None or g2 is None or not L:
-        return None
-    if _overfit_rise(f, s):
+    if not L or _overfit_rise(f, s):
         return None  # val rising: overfitting, not a model too small for its data
+    asym = f["loss_asymptote"]
+    lo, hi = asym.get("E_lo", E), asym.get("E_hi", E)
+    if E is None or g2 is None or lo is None or lo < 0 or hi - lo > FIT_E_RANGE_REL * L:
+        return _saturated(f, s, L)  # no fit, or one that cannot say where the curve ends
+    g = _gap_trend(f, s)
+    if g and g["memorising"]:
+        return None  # train racing ahead of val: the model has capacity to spare, the data is what runs out
     tr = f.get("val_trend") or {}
     if tr.get("value") is not None and tr["value"] > 0 and tr.get("p", 1) < TREND_P:
         return None
     se = v(f, "eval_se") or 0
-    asym = f["loss_asymptote"]
     fit = asym.get("fit") or {}
     last = v(f, "iters_done")
     k = v(f, "tokens_per_iter") if fit.get("x") == "tokens" else 1
@@ -694,9 +743,10 @@ def detect_capacity(f, s):
     gap = v(f, "val_train_gap")
     if gap is not None:
         z = (f.get("val_train_gap") or {}).get("z")
-        ev.append(f"train and val move together (gap {gap:+.4f}" + (f", {z:+.1f} se" if z is not None else "")
-                  + "): not overfitting" + ("; val below train is the split, not dropout (both in eval mode)"
-                                             if gap < 0 else ""))
+        zs = f", {z:+.1f} se" if z is not None else ""
+        ev.append(f"val - train gap {gap:+.4f}{zs}, widening beyond noise: some of the flattening is memorisation"
+                  if g else f"train and val move together (gap {gap:+.4f}{zs}): not overfitting"
+                  + ("; val below train is the split, not dropout (both in eval mode)" if gap < 0 else ""))
     N = v(f, "num_params")
     if tpp is not None:
         ev.insert(0, f"{si(v(f, 'tokens_seen'))} tokens seen by a {si(N)}-parameter model: {tpp:.0f} tokens per "
@@ -713,6 +763,49 @@ def detect_capacity(f, s):
                   "(and --meta for data repetition, the other cause of a flattening curve)")
     else:
         return None
+    fix, changes, expect = _capacity_fix(f, L, N)
+    title = (f"Model capacity: {si(N)} params at {tpp:.0f} tokens/param; the loss is flattening (now {L:.3f}, "
+             f"fitted floor {E:.3f})" if tpp is not None else
+             f"The loss is flattening (now {L:.3f}, fitted floor {E:.3f}): likely model capacity")
+    if not flat:
+        title = f"Past compute-optimal ({tpp:.0f} tokens/param): a bigger model would use this compute better"
+    return Finding("capacity", sev, conf, title, ev, fix, changes, expect, _late_region(f, s))
+
+
+def _saturated(f, s, L):
+    """A curve already flat, so no saturating fit to extrapolate: val flat within noise over the second half of
+    the run, to a bound under a flattening curve's gain, and train flat with it (the model fits its own
+    training data no better: not overfitting, not data)."""
+    tr = f.get("val_trend") or {}
+    last = v(f, "iters_done")
+    if (tr.get("series") != "val" or tr.get("value") is None or (tr.get("points") or 0) < SATURATED_MIN_EVALS
+            or not last):
+        return None
+    window = last - tr["first_step"]
+    most = -tr["ci"][0] / 1000 * window  # the largest drop over the window the slope's 95% CI allows
+    if window < FLAT_MIN_COVER * last or tr["ci"][1] < 0 or most >= CAPACITY_FLAT_GAIN * L:
+        return None
+    m = np.isfinite(s.train) & (s.step >= tr["first_step"])
+    ts, mk = _trend(s.step[m], s.train[m]) if m.sum() >= 4 else (None, None)
+    if ts is None or (ts[3] < 0 and mk[1] < TREND_P):
+        return None  # train still falling (or unknown) while val is flat: overfitting and data are the suspects
+    ev = [f"val is flat over steps {tr['first_step']:,}-{last:,} ({tr['points']} evals, {window / last:.0%} of the "
+          f"run): slope {tr['value']:+.3g} nats/1k iters, 95% CI {tr['ci'][0]:+.3g} to {tr['ci'][1]:+.3g}, so at most "
+          f"{max(most, 0):.3g} nats ({max(most, 0) / L:.2%}) over that stretch",
+          f"eval-mode train is flat too ({ts[0] * 1000:+.3g}/1k iters, p = {mk[1]:.2g}): the model fits its own "
+          "training data no better, so it is not overfitting and more data would not help"]
+    gap = v(f, "val_train_gap")
+    if gap is not None:
+        ev.append(f"val - train gap {gap:+.4f}")
+    N = v(f, "num_params")
+    fix, changes, expect = _capacity_fix(f, L, N)
+    return Finding("capacity", "warning", 0.5, f"Saturated: the loss has been flat at {L:.3f} for {window / last:.0%} "
+                   "of the run: likely model capacity", ev, fix + "; with a constant LR, a final decay finds the last "
+                   "few percent first", changes, expect, (int(tr["first_step"]), int(last)))
+
+
+def _capacity_fix(f, L, N):
+    """(fix, changes, expect) of a capacity finding: the model that would use this compute, where known."""
     b = bigger_model(f)
     changes, expect = {}, ""
     if b:
@@ -739,12 +832,7 @@ def detect_capacity(f, s):
     else:
         fix = ("A bigger model (more n_layer / n_embd) is what lowers a flattened curve; pass --config"
                + ("" if v(f, "gpu_memory_gb") else " and --gpu") + " for a size and the loss to expect")
-    title = (f"Model capacity: {si(N)} params at {tpp:.0f} tokens/param; the loss is flattening (now {L:.3f}, "
-             f"fitted floor {E:.3f})" if tpp is not None else
-             f"The loss is flattening (now {L:.3f}, fitted floor {E:.3f}): likely model capacity")
-    if not flat:
-        title = f"Past compute-optimal ({tpp:.0f} tokens/param): a bigger model would use this compute better"
-    return Finding("capacity", sev, conf, title, ev, fix, changes, expect, _late_region(f, s))
+    return fix, changes, expect
 
 
 def _late_region(f, s):

@@ -303,7 +303,7 @@ def _clean_info(info):
     return out
 
 
-INT_INFO = ("num_params", "tokens_per_iter", "vocab_size", "train_tokens", "val_tokens", "world_size")
+INT_INFO = ("num_params", "tokens_per_iter", "vocab_size", "train_tokens", "val_tokens", "world_size", "epoch_iters")
 
 
 def _coerce(key, v):
@@ -494,6 +494,10 @@ def build(run, config=None, meta=None, gpu=None):
                                     f"{cfg['gradient_accumulation_steps']}" + (f"; {dn}" if dn else ""))
     elif isinstance(cfg.get("tokens_per_iter"), int):
         f["tokens_per_iter"] = fact(cfg["tokens_per_iter"], "tokens", "config")
+    elif isinstance(info.get("train_tokens"), int) and isinstance(info.get("epoch_iters"), int):
+        f["tokens_per_iter"] = fact(info["train_tokens"] // info["epoch_iters"], "tokens", "estimate",
+                                    f"loaded {info['train_tokens']:,} tokens / 1 epoch = {info['epoch_iters']:,} "
+                                    "batches (at most 1/epoch above the batch)")
     else:
         f["tokens_per_iter"] = unknown("tokens", "pass --config (batch_size, block_size, "
                                                  "gradient_accumulation_steps)")
@@ -755,8 +759,9 @@ def _loss_facts(f, s, cfg, tpi):
                                    "this model")
         f["gain_per_doubling"] = fact(g2, "nats", "estimate", "fitted loss drop from doubling the run's length")
     else:
-        why = "the curve is not a saturating power law (e.g. val rising)" if fit else \
-            f"needs {FIT_MIN_POINTS}+ evals past step {int(start)}"
+        why = ("the curve is not a saturating power law (e.g. val rising)" if fit else
+               "no falling curve fits: the loss is flat or rising" if x.size >= FIT_MIN_POINTS else
+               f"needs {FIT_MIN_POINTS}+ evals past step {int(start)}")
         f["loss_asymptote"] = fact(None, "nats", None, f"unknown: {why}", fit=None)
         f["remaining_gain"] = unknown("nats", why)
         f["gain_per_doubling"] = unknown("nats", why)

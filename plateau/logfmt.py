@@ -175,7 +175,7 @@ _I = re.I
 _ITER = re.compile(rf"iter\s*(\d+)\s*:\s*loss\s*({NUM})(.*)", _I)  # nanoGPT, ours, litgpt's speed test
 _EVAL = re.compile(rf"step\s*(\d+)\s*:\s*train loss\s*({NUM})(?:\s*,\s*val loss\s*({NUM}))?(.*)", _I)
 _LLMC = re.compile(rf"step\s*(\d+)\s*(?:/\s*\d+\s*)?[:|]\s*(?:train )?loss\s*({NUM})(.*)", _I)
-_BUILD = re.compile(rf"step\s*(\d+)\s*\|\s*loss:\s*({NUM})(.*)", _I)
+_BUILD = re.compile(rf"step\s*(\d+)\s*[|,]\s*loss:\s*({NUM})(.*)", _I)  # ',': its forks' f-strings
 _LITGPT = re.compile(rf"iter\s*(\d+)\s*(?:\|\s*)?step\s*\d+\s*(?:\]\s*)?[:|]\s*loss(?: train)?\s*(?::\s*)?({NUM})(.*)",
                      _I)
 _LLAMA2C = re.compile(rf"(?<![\w.])(\d+)\s*\|\s*loss\s+({NUM})(.*)", _I)
@@ -190,7 +190,7 @@ _FIELD = re.compile(rf"(train se|val se|iter time|val time|time|mfu|lr|gnorm|nor
                     rf"({NUM}|n/a)")  # on lower-cased text: re.I makes it 2.5x slower
 _ANNOTATIONS = ("  ", "\t", "<-", "←", " #", "//")  # no trainer puts these inside its records
 _MS = re.compile(rf"{_N}\s*ms\b", _I)
-_TOKS = re.compile(rf"{_N}\s*tok/s|tok/sec:\s*{_N}", _I)
+_TOKS = re.compile(rf"{_N}\s*tok/s|tok(?:ens)?/sec:\s*{_N}", _I)
 _MFU_PCT = re.compile(rf"{_N}\s*%[^|%]{{0,24}}?mfu", _I)  # llm.c: '41.2% bf16 MFU'
 
 # header lines
@@ -201,11 +201,15 @@ _TPI = re.compile(r"(?:tokens per iteration will be|tokens per iteration|total d
 _ACCUM = re.compile(r"=> (?:calculated gradient accumulation steps|setting grad_accum_steps)\s*[:=]\s*(\d+)")
 _VOCAB = re.compile(r"(?:found vocab_size = |^vocab_size: )(\d+)")  # nanoGPT's meta.pkl; llm.c's train_gpt2.c
 _LLMC_SHAPE = re.compile(r"(num_layers|num_heads|channels): (\d+)")  # train_gpt2.c's model header
+# build-nanogpt's DataLoaderLite (the lecture's train_gpt2.py): the dataset's size and the iterations in an epoch
+_LOADED = re.compile(r"loaded (\d+) tokens")
+_EPOCH = re.compile(r"1 epoch = (\d+) batches")
 _CKPT = re.compile(r"(?:saving|writing) checkpoint\b", _I)
 _CKPT_TIME = re.compile(rf"time\s*{_N}\s*ms", _I)
 _NEW_RUN = ("Initializing a new model from scratch", "Initializing from OpenAI GPT-2 weights")
 _ASSIGN = re.compile(r"([A-Za-z_]\w*)\s*=(?!=)\s*(.*)")
-# llm.c's settings table: row name -> our config key (or info key, for what is not a setting)
+# llm.c: settings table rows (train_gpt2.cu) and model header keys (train_gpt2.c) -> our config key (or info key,
+# for what is not a setting)
 _LLMC_TABLE = {"micro batch size B": "batch_size", "sequence length T": "block_size",
                "learning rate (LR)": "learning_rate", "warmup iterations": "warmup_iters",
                "weight decay": "weight_decay", "max_steps": "max_iters", "val_loss_every": "eval_interval",
@@ -614,6 +618,11 @@ def _header(state, line, n):
         state.header(n)
         key = "vocab_size" if m.re is _VOCAB else "gradient_accumulation_steps"
         (state.run.info if key == "vocab_size" else state.run.config).setdefault(key, _int(m.group(1)))
+        return True
+    m = _LOADED.fullmatch(line) or _EPOCH.fullmatch(line)
+    if m:
+        state.header(n)
+        state.run.info.setdefault("train_tokens" if m.re is _LOADED else "epoch_iters", int(m.group(1)))
         return True
     m = _LLMC_SHAPE.fullmatch(line)
     if m:
