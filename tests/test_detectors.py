@@ -122,6 +122,14 @@ def test_user_run_with_meta_adds_data_repetition():
     assert (facts["val_tokens"]["value"], facts["val_tokens"]["source"]) == (10_000_000, "meta")
 
 
+def test_dataloader_lines_give_epochs():
+    lines = ["loaded 338025 tokens", "1 epoch = 20 batches"] + [f"step {i:04d}, loss: {6 - i / 100:.6f}, norm: 0.5, "
+                                                                 f"lr: 6e-04, time: 110.0ms" for i in range(200)]
+    facts, _ = detectors.diagnose(logfmt.parse(lines).runs[-1])
+    assert facts["tokens_per_iter"]["value"] == 338025 // 20 and facts["dataset_tokens"]["value"] == 338025
+    assert 9.9 < facts["epochs"]["value"] < 10  # 199 iters of 20 per epoch
+
+
 def test_val_tokens_name_their_source():
     run = real(USER)
     run.info["val_tokens"] = 5_000_000

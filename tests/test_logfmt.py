@@ -255,6 +255,8 @@ LINES = [
      "91886 tok/s", ("iter", dict(iter=61, loss=3.208939, gnorm=1.48, time_ms=44.57, mfu=None, tok_s=91886.0))),
     ("step    2/19560 | train loss 10.947313 | norm 13.9213 | lr 1.71e-06 | 2417.65 ms | 41.2% A100 fp16 MFU | "
      "216859 tok/s", ("iter", dict(iter=2, loss=10.947313, gnorm=13.9213, mfu=41.2, tok_s=216859.0))),
+    ("step 0016, loss: 6.813705, norm: 0.2472, lr: 8.5586e-02, time: 112.9ms, tokens/sec: 145163.1",
+     ("iter", dict(iter=16, loss=6.813705, gnorm=0.2472, lr=8.5586e-02, time_ms=112.9, tok_s=145163.1))),
     ("step    3/74: train loss 4.484756 (76.807634 ms, 53327 tok/s)", ("iter", dict(iter=3, time_ms=76.807634))),
     ("step 4: train loss 4.138443 (took 2026.846000 ms)", ("iter", dict(iter=4, time_ms=2026.846))),
     ("490 | loss 5.7543 | lr 4.900000e-05 | 8060.78ms | mfu 0.21%", ("iter", dict(iter=490, mfu=0.21))),
@@ -289,6 +291,13 @@ def test_pasted_line(line, want):
     assert not (r.evals if kind == "iter" else r.iters)
     got = {k: getattr(rec, k) for k in fields}
     assert all(same(got[k], fields[k]) for k in fields), got
+
+
+def test_dataloader_and_model_headers_are_info():
+    r = parse(["loaded 338025 tokens", "1 epoch = 20 batches", "vocab_size: 66", "num_layers: 6", "channels: 384",
+               "step 0000, loss: 10.826412, norm: 0.6931, lr: 9.0000e-03, time: 19439.9ms"]).runs[-1]
+    assert r.info == {"train_tokens": 338025, "epoch_iters": 20, "vocab_size": 66}
+    assert r.config == {"n_layer": 6, "n_embd": 384}
 
 
 def test_blank_and_whitespace_lines_are_neither_used_nor_skipped():
