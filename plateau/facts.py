@@ -510,31 +510,11 @@ def build(run, config=None, meta=None, gpu=None):
     f["tokens_seen"] = fact(seen, "tokens", f["tokens_per_iter"]["source"],
                             f"{last:,} iters x {tpi:,} tokens/iter") if seen is not None else unknown(
         "tokens", "pass --config so tokens per iteration are known")
-    dtok, dsrc, dnote = None, None, None
-    splits = meta.get("splits") if isinstance(meta, dict) else None
-    if isinstance(splits, dict) and isinstance(splits.get("train"), dict) and number(splits["train"].get("tokens"),
-                                                                                       positive=True):
-        dtok, dsrc = int(splits["train"]["tokens"]), "meta"
-    elif isinstance(meta, dict) and number(meta.get("train_tokens"), positive=True):
-        dtok, dsrc = int(meta["train_tokens"]), "meta"
-    elif isinstance(info.get("train_tokens"), int):
-        dtok, dsrc = info["train_tokens"], hsrc
-    elif cfg.get("dataset") in KNOWN_DATASETS:
-        dtok, dsrc = KNOWN_DATASETS[cfg["dataset"]]["train_tokens"], "estimate"
-        dnote = f"train.bin of nanoGPT's data/{cfg['dataset']}/prepare.py"
+    dtok, dsrc, dnote = _split_tokens("train", meta, info, cfg, hsrc)
     f["dataset_tokens"] = fact(dtok, "tokens", dsrc, dnote) if dtok else unknown(
         "tokens", "pass --meta data/<name>/meta.json (prepare.py writes it)")
-    vtok, vsrc = None, None
-    if isinstance(splits, dict) and isinstance(splits.get("val"), dict) and number(splits["val"].get("tokens"),
-                                                                                   positive=True):
-        vtok, vsrc = int(splits["val"]["tokens"]), "meta"
-    elif isinstance(meta, dict) and number(meta.get("val_tokens"), positive=True):
-        vtok, vsrc = int(meta["val_tokens"]), "meta"
-    elif isinstance(info.get("val_tokens"), int):
-        vtok, vsrc = info["val_tokens"], hsrc
-    elif cfg.get("dataset") in KNOWN_DATASETS:
-        vtok, vsrc = KNOWN_DATASETS[cfg["dataset"]]["val_tokens"], "estimate"
-    f["val_tokens"] = fact(vtok, "tokens", vsrc) if vtok else unknown("tokens", "pass --meta")
+    vtok, vsrc, vnote = _split_tokens("val", meta, info, cfg, hsrc)
+    f["val_tokens"] = fact(vtok, "tokens", vsrc, vnote) if vtok else unknown("tokens", "pass --meta")
     f["epochs"] = fact(seen / dtok, "epochs", "estimate", f"{seen:,} tokens seen / {dtok:,} dataset tokens") \
         if seen and dtok else unknown("epochs", "pass --meta (dataset tokens) and --config (tokens per iteration)")
     f["tokens_per_param"] = fact(seen / N, "tokens/param", "estimate",
@@ -550,6 +530,22 @@ def build(run, config=None, meta=None, gpu=None):
     f["config_conflicts"] = fact(len(conflicts), "keys", "config", "; ".join(conflicts)) if conflicts else fact(
         0, "keys", "config" if config else "log")
     return f, s
+
+
+def _split_tokens(split, meta, info, cfg, hsrc):
+    """(tokens, source, note) of a data split: meta.json, else the log's header, else a known nanoGPT dataset."""
+    splits = meta.get("splits") if isinstance(meta, dict) else None
+    row = splits.get(split) if isinstance(splits, dict) else None
+    if isinstance(row, dict) and number(row.get("tokens"), positive=True):
+        return int(row["tokens"]), "meta", None
+    if isinstance(meta, dict) and number(meta.get(f"{split}_tokens"), positive=True):
+        return int(meta[f"{split}_tokens"]), "meta", None
+    if isinstance(info.get(f"{split}_tokens"), int):
+        return info[f"{split}_tokens"], hsrc, None
+    if cfg.get("dataset") in KNOWN_DATASETS:
+        return (KNOWN_DATASETS[cfg["dataset"]][f"{split}_tokens"], "estimate",
+                f"{split}.bin of nanoGPT's data/{cfg['dataset']}/prepare.py")
+    return None, None, None
 
 
 def _schedule_facts(f, cfg, src, s):
