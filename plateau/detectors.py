@@ -331,8 +331,8 @@ def _rose_back(f, s):
         below = (y[1:] < ref) & (y[:-1] < ref)
         d = np.diff(y)[below]
         learning = F.robust_sigma(d) / math.sqrt(2) if d.size >= 4 else None
-        noise = min(x for x in (noise, learning, math.inf) if x is not None)
-        low = np.flatnonzero(y < min(DIVERGE_MARGIN * ref, ref - DIVERGE_NOISE * (noise if noise < math.inf else 0)))
+        noise = min((x for x in (noise, learning) if x is not None), default=0)
+        low = np.flatnonzero(y < min(DIVERGE_MARGIN * ref, ref - DIVERGE_NOISE * noise))
         if not low.size:
             continue
         after = y[low[0]:]
@@ -763,7 +763,7 @@ def detect_capacity(f, s):
                   "(and --meta for data repetition, the other cause of a flattening curve)")
     else:
         return None
-    fix, changes, expect = _capacity_fix(f, L, N)
+    fix, changes, expect = _capacity_fix(f, L)
     title = (f"Model capacity: {si(N)} params at {tpp:.0f} tokens/param; the loss is flattening (now {L:.3f}, "
              f"fitted floor {E:.3f})" if tpp is not None else
              f"The loss is flattening (now {L:.3f}, fitted floor {E:.3f}): likely model capacity")
@@ -797,15 +797,15 @@ def _saturated(f, s, L):
     gap = v(f, "val_train_gap")
     if gap is not None:
         ev.append(f"val - train gap {gap:+.4f}")
-    N = v(f, "num_params")
-    fix, changes, expect = _capacity_fix(f, L, N)
+    fix, changes, expect = _capacity_fix(f, L)
     return Finding("capacity", "warning", 0.5, f"Saturated: the loss has been flat at {L:.3f} for {window / last:.0%} "
                    "of the run: likely model capacity", ev, fix + "; with a constant LR, a final decay finds the last "
                    "few percent first", changes, expect, (int(tr["first_step"]), int(last)))
 
 
-def _capacity_fix(f, L, N):
+def _capacity_fix(f, L):
     """(fix, changes, expect) of a capacity finding: the model that would use this compute, where known."""
+    N = v(f, "num_params")
     b = bigger_model(f)
     changes, expect = {}, ""
     if b:
